@@ -1,0 +1,28 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Toolchain only: no package dependencies. CShim carries the few Linux calls Glibc's module does not export.
+let package = Package(
+    name: "lb",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "lb", targets: ["lb"]),
+        .executable(name: "fakebackends", targets: ["fakebackends"]),
+        .executable(name: "loadgen", targets: ["loadgen"]),
+        .library(name: "LoadBalancer", targets: ["LoadBalancer"]),
+        .library(name: "FakeBackends", targets: ["FakeBackends"]),
+        .library(name: "LoadGen", targets: ["LoadGen"]),
+    ],
+    targets: [
+        .target(name: "CShim"),
+        .target(name: "LoadBalancer", dependencies: ["CShim"]),
+        .target(name: "FakeBackends", dependencies: ["LoadBalancer", "CShim"]),
+        .target(name: "LoadGen", dependencies: ["LoadBalancer", "CShim"]),
+        .executableTarget(name: "lb", dependencies: ["LoadBalancer", "FakeBackends"]),
+        .executableTarget(name: "fakebackends", dependencies: ["FakeBackends", "LoadBalancer"]),
+        .executableTarget(name: "loadgen", dependencies: ["LoadGen", "LoadBalancer"]),
+        .testTarget(name: "UnitTests", dependencies: ["LoadBalancer", "FakeBackends", "LoadGen", "CShim"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["LoadBalancer", "FakeBackends", "LoadGen", "CShim"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

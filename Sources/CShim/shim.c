@@ -1,0 +1,131 @@
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "CShim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#if !defined(__linux__)
+#error "CShim targets Linux"
+#endif
+
+_Static_assert(LB_EPOLLIN == EPOLLIN && LB_EPOLLOUT == EPOLLOUT && LB_EPOLLERR == EPOLLERR &&
+                   LB_EPOLLHUP == EPOLLHUP && LB_EPOLLRDHUP == EPOLLRDHUP && LB_EPOLLET == EPOLLET,
+               "epoll bits");
+_Static_assert(LB_EPOLL_CTL_ADD == EPOLL_CTL_ADD && LB_EPOLL_CTL_DEL == EPOLL_CTL_DEL &&
+                   LB_EPOLL_CTL_MOD == EPOLL_CTL_MOD,
+               "epoll ops");
+
+int lb_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int lb_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event ev;
+    ev.events = events;
+    ev.data.u64 = data;
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+
+int lb_epoll_wait(int epfd, lb_event *events, int max_events, int timeout_ms) {
+    struct epoll_event raw[1024];
+    if (max_events > 1024) max_events = 1024;
+    int n = epoll_wait(epfd, raw, max_events, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        events[i].events = raw[i].events;
+        events[i].reserved = 0;
+        events[i].data = raw[i].data.u64;
+    }
+    return n;
+}
+
+int lb_socket(int domain) { return socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); }
+
+int lb_accept4(int fd, void *addr, uint32_t *addrlen) {
+    return accept4(fd, (struct sockaddr *)addr, (socklen_t *)addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+int lb_pipe2(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
+
+int lb_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+ssize_t lb_splice(int fd_in, int fd_out, size_t len) {
+    return splice(fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+}
+
+int lb_pipe_set_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+
+static int set_int_opt(int fd, int level, int name, int value) {
+    return setsockopt(fd, level, name, &value, sizeof(value));
+}
+
+int lb_set_nodelay(int fd) { return set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1); }
+int lb_set_reuseaddr(int fd) { return set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1); }
+int lb_set_reuseport(int fd) { return set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1); }
+int lb_set_v6only(int fd) { return set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1); }
+
+int lb_set_linger_reset(int fd) {
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    return setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
+int lb_socket_error(int fd) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -1;
+    return err;
+}
+
+int lb_shutdown_write(int fd) { return shutdown(fd, SHUT_WR); }
+
+void lb_strerror(int err, char *buf, size_t len) {
+    if (len == 0) return;
+    const char *msg = strerror_r(err, buf, len);  // GNU variant: may return a static string
+    if (msg != buf) {
+        strncpy(buf, msg, len - 1);
+        buf[len - 1] = 0;
+    }
+}
+
+static void fill_set(sigset_t *set, const int *signals, int count) {
+    sigemptyset(set);
+    for (int i = 0; i < count; i++) sigaddset(set, signals[i]);
+}
+
+int lb_block_signals(const int *signals, int count) {
+    sigset_t set;
+    fill_set(&set, signals, count);
+    return pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+int lb_wait_signals(const int *signals, int count) {
+    sigset_t set;
+    fill_set(&set, signals, count);
+    int sig = 0;
+    for (;;) {
+        int rc = sigwait(&set, &sig);
+        if (rc == 0) return sig;
+        if (rc != EINTR) return -rc;
+    }
+}
+
+int lb_ignore_sigpipe(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    return sigaction(SIGPIPE, &sa, NULL);
+}
+
+uint64_t lb_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

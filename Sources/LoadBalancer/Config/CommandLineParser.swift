@@ -1,0 +1,207 @@
+/// Settings for `lb --demo`: an in-process farm of fake backends to balance over.
+public struct DemoSettings: Sendable, Equatable {
+    public var count = 5
+    public var failRate = 0.0
+    public var fault = "mixed"
+    public var seed: UInt64 = 1
+    public init() {}
+
+    public static let faultKinds = ["refuse", "close", "reset", "hang", "slow", "drip", "die-mid", "flap", "mixed"]
+}
+
+public enum ParsedCommand: Sendable {
+    case run(Configuration, demo: DemoSettings?)
+    case help
+    case version
+}
+
+/// `lb`'s command line, parsed and validated without touching the system. Every refusal is a
+/// `ConfigError` naming the flag and the value.
+public enum CommandLineParser {
+    public static let version = "lb 0.1.0"
+
+    public static let usage = """
+    usage: lb [flags]
+      --listen ADDR           listen on HOST:PORT or [V6]:PORT, repeatable (default 0.0.0.0:8080)
+      --backend SPEC          HOST:PORT, [V6]:PORT or HOST:LO-HI, optional @WEIGHT, repeatable
+                              (default 127.0.0.1:8000-12999 and [::1]:13000-17999)
+      --workers N             event loops, one thread each (default: CPU count)
+      --backlog N             listen backlog (default 1024)
+      --connect-timeout DUR   per backend connect attempt (default 1s)
+      --idle-timeout DUR      close a pair with no bytes either way (default 60s)
+      --fin-timeout DUR       close a half-closed pair whose other side stays open (default 30s)
+      --drain-timeout DUR     on SIGTERM/SIGINT, how long open pairs may finish (default 10s)
+      --retries N             other backends tried after a failed connect (default 3)
+      --on-no-backend MODE    http502 (send 502 Bad Gateway) or close (default http502)
+      --buffer-size BYTES     largest buffer per direction of a pair (default 16k)
+      --splice on|off         zero-copy forwarding for bulk streams (default on)
+      --health-check MODE     down (probe down backends), all (probe every backend),
+                              or http:/PATH (GET /PATH on every backend, 2xx is up) (default down)
+      --health-interval DUR   time between probes of one backend (default 2s)
+      --health-timeout DUR    bound on one probe (default 1s)
+      --health-rise N         good probes in a row to bring a backend up (default 2)
+      --health-fall N         failures in a row to mark a backend down (default 3)
+      --health-max-inflight N probes in flight per worker (default 256)
+      --quiet                 do not log backend state changes
+      --demo                  start an in-process farm of fake HTTP backends and balance over it
+      --demo-count N          backends in the demo farm (default 5)
+      --fail-rate F           fraction of demo backends that are faulty (default 0)
+      --fault KIND            fault of those backends: refuse close reset hang slow drip die-mid flap mixed
+      --seed S                seed choosing the faulty backends (default 1)
+      --help, --version
+    Durations take ms, s, m, h (250ms, 2s, 1m).
+    """
+
+    public static func parse(_ arguments: [String]) -> Result<ParsedCommand, ConfigError> {
+        do throws(ConfigError) {
+            return .success(try parseThrowing(arguments))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    static func parseThrowing(_ arguments: [String]) throws(ConfigError) -> ParsedCommand {
+        var config = Configuration()
+        var demo: DemoSettings?
+        var demoSettings = DemoSettings()
+        var listens: [SocketAddress] = []
+        var backends: [BackendSpec] = []
+        var sawBackend = false
+        var demoOnlyFlag: String?
+
+        var i = 0
+        func value(_ flag: String, _ inline: String?) throws(ConfigError) -> String {
+            if let inline { return inline }
+            i += 1
+            guard i < arguments.count else { throw ConfigError(flag: flag, value: nil, reason: "needs a value") }
+            return arguments[i]
+        }
+        func check<T>(_ flag: String, _ text: String, _ result: Result<T, ParseFailure>) throws(ConfigError) -> T {
+            switch result {
+            case .success(let v): return v
+            case .failure(let f): throw ConfigError(flag: flag, value: text, reason: f.reason)
+            }
+        }
+        func positive(_ flag: String, _ text: String) throws(ConfigError) -> Duration {
+            let d = try check(flag, text, ValueParsers.duration(text))
+            guard d > .zero else { throw ConfigError(flag: flag, value: text, reason: "must be more than zero") }
+            return d
+        }
+
+        while i < arguments.count {
+            var flag = arguments[i]
+            var inline: String?
+            if flag.hasPrefix("--"), let eq = flag.firstIndex(of: "=") {
+                inline = String(flag[flag.index(after: eq)...])
+                flag = String(flag[..<eq])
+            }
+            switch flag {
+            case "--help", "-h": return .help
+            case "--version": return .version
+            case "--listen":
+                let v = try value(flag, inline)
+                listens.append(try check(flag, v, ValueParsers.listenAddress(v)))
+            case "--backend":
+                let v = try value(flag, inline)
+                backends += try check(flag, v, ValueParsers.backends(v))
+                sawBackend = true
+            case "--workers":
+                let v = try value(flag, inline); config.workers = try check(flag, v, ValueParsers.integer(v, in: 1...256))
+            case "--backlog":
+                let v = try value(flag, inline); config.backlog = Int32(try check(flag, v, ValueParsers.integer(v, in: 1...65535)))
+            case "--connect-timeout":
+                let v = try value(flag, inline); config.connectTimeout = try positive(flag, v)
+            case "--idle-timeout":
+                let v = try value(flag, inline); config.idleTimeout = try positive(flag, v)
+            case "--fin-timeout":
+                let v = try value(flag, inline); config.finTimeout = try positive(flag, v)
+            case "--drain-timeout":
+                let v = try value(flag, inline); config.drainTimeout = try check(flag, v, ValueParsers.duration(v))
+            case "--retries":
+                let v = try value(flag, inline); config.retries = try check(flag, v, ValueParsers.integer(v, in: 0...100))
+            case "--on-no-backend":
+                let v = try value(flag, inline)
+                guard let action = NoBackendAction(rawValue: v) else {
+                    throw ConfigError(flag: flag, value: v, reason: "expected http502 or close")
+                }
+                config.onNoBackend = action
+            case "--buffer-size":
+                let v = try value(flag, inline)
+                config.bufferSize = try check(flag, v, ValueParsers.byteSize(v, in: 1024...(16 * 1024 * 1024)))
+            case "--splice":
+                let v = try value(flag, inline)
+                switch v {
+                case "on": config.splice = true
+                case "off": config.splice = false
+                default: throw ConfigError(flag: flag, value: v, reason: "expected on or off")
+                }
+            case "--health-check":
+                let v = try value(flag, inline)
+                switch v {
+                case "down": config.health.mode = .downOnly
+                case "all", "tcp": config.health.mode = .all
+                default:
+                    guard v.hasPrefix("http:/"), !v.contains(" "), v.allSatisfy({ $0.isASCII && !$0.isNewline }) else {
+                        throw ConfigError(flag: flag, value: v, reason: "expected down, all or http:/PATH")
+                    }
+                    config.health.mode = .http(path: String(v.dropFirst(5)))
+                }
+            case "--health-interval":
+                let v = try value(flag, inline); config.health.interval = try positive(flag, v)
+            case "--health-timeout":
+                let v = try value(flag, inline); config.health.timeout = try positive(flag, v)
+            case "--health-rise":
+                let v = try value(flag, inline); config.health.rise = try check(flag, v, ValueParsers.integer(v, in: 1...100))
+            case "--health-fall":
+                let v = try value(flag, inline); config.health.fall = try check(flag, v, ValueParsers.integer(v, in: 1...100))
+            case "--health-max-inflight":
+                let v = try value(flag, inline); config.health.maxInFlight = try check(flag, v, ValueParsers.integer(v, in: 1...100_000))
+            case "--quiet":
+                config.logBackendChanges = false
+            case "--demo":
+                demo = demoSettings
+            case "--demo-count":
+                let v = try value(flag, inline); demoSettings.count = try check(flag, v, ValueParsers.integer(v, in: 1...10_000))
+                demoOnlyFlag = flag
+            case "--fail-rate":
+                let v = try value(flag, inline)
+                guard let f = Double(v), f >= 0, f <= 1 else {
+                    throw ConfigError(flag: flag, value: v, reason: "expected a fraction between 0 and 1")
+                }
+                demoSettings.failRate = f; demoOnlyFlag = flag
+            case "--fault":
+                let v = try value(flag, inline)
+                guard DemoSettings.faultKinds.contains(v) else {
+                    throw ConfigError(flag: flag, value: v, reason: "expected one of \(DemoSettings.faultKinds.joined(separator: ", "))")
+                }
+                demoSettings.fault = v; demoOnlyFlag = flag
+            case "--seed":
+                let v = try value(flag, inline)
+                guard let s = UInt64(v) else { throw ConfigError(flag: flag, value: v, reason: "not a whole number") }
+                demoSettings.seed = s; demoOnlyFlag = flag
+            default:
+                if flag.hasPrefix("-") { throw ConfigError(flag: flag, value: nil, reason: "unknown flag (see --help)") }
+                throw ConfigError(flag: flag, value: nil, reason: "unexpected argument (see --help)")
+            }
+            i += 1
+        }
+
+        if demo != nil { demo = demoSettings }
+        if let demoOnlyFlag, demo == nil {
+            throw ConfigError(flag: demoOnlyFlag, value: nil, reason: "only applies with --demo")
+        }
+        if !listens.isEmpty { config.listen = listens }
+        if sawBackend {
+            var seen = Set<SocketAddress>()
+            for b in backends where !seen.insert(b.address).inserted {
+                throw ConfigError(flag: "--backend", value: b.address.description, reason: "listed twice")
+            }
+            config.backends = backends
+        }
+        var seenListen = Set<SocketAddress>()
+        for l in config.listen where l.port != 0 && !seenListen.insert(l).inserted {
+            throw ConfigError(flag: "--listen", value: l.description, reason: "listed twice")
+        }
+        return .run(config, demo: demo)
+    }
+}

@@ -1,0 +1,84 @@
+/// One backend as configured: where it is and how much traffic it should take relative to others.
+public struct BackendSpec: Sendable, Hashable, CustomStringConvertible {
+    public static let maxWeight = 1000
+    public var address: SocketAddress
+    public var weight: Int
+
+    public init(address: SocketAddress, weight: Int = 1) {
+        self.address = address
+        self.weight = weight
+    }
+
+    public var description: String { weight == 1 ? address.description : "\(address)@\(weight)" }
+}
+
+/// What a client gets when no backend would take its connection.
+public enum NoBackendAction: String, Sendable {
+    case http502
+    case close
+}
+
+/// Which backends active health checks probe, and how.
+public enum HealthCheckMode: Sendable, Equatable {
+    /// Probe only backends marked down, to bring them back (traffic itself is the check for the rest).
+    case downOnly
+    /// Probe every backend with a TCP connect.
+    case all
+    /// Probe every backend with `GET path` and require a 2xx answer.
+    case http(path: String)
+}
+
+public struct HealthSettings: Sendable, Equatable {
+    public var mode: HealthCheckMode = .downOnly
+    public var interval: Duration = .seconds(2)
+    public var timeout: Duration = .seconds(1)
+    public var rise = 2
+    public var fall = 3
+    /// Probes in flight at once, per worker.
+    public var maxInFlight = 256
+
+    public init() {}
+}
+
+/// Everything `lb` runs with. Defaults are documented here and in README.md; parsing and validation are
+/// pure (see `CommandLineParser`) and tested without a socket.
+public struct Configuration: Sendable {
+    /// 0.0.0.0:8080
+    public var listen: [SocketAddress] = [SocketAddress(ipv4: (0, 0, 0, 0), port: 8080)]
+    /// 127.0.0.1:8000-12999 and [::1]:13000-17999.
+    public var backends: [BackendSpec] = Configuration.defaultPool
+    /// Event loops, one thread each. Default: CPU count.
+    public var workers = Configuration.cpuCount
+    public var backlog: Int32 = 1024
+    public var connectTimeout: Duration = .seconds(1)
+    public var idleTimeout: Duration = .seconds(60)
+    /// Once one direction has ended, how long the other may stay open.
+    public var finTimeout: Duration = .seconds(30)
+    public var drainTimeout: Duration = .seconds(10)
+    /// Other backends tried after the first connect fails.
+    public var retries = 3
+    public var onNoBackend: NoBackendAction = .http502
+    /// Largest user-space buffer per direction of a pair, held only while bytes are in flight.
+    public var bufferSize = 16 * 1024
+    /// Zero-copy forwarding through pooled pipes for streams that fill the buffer.
+    public var splice = true
+    public var health = HealthSettings()
+    /// Log each backend state change to stderr.
+    public var logBackendChanges = true
+
+    public init() {}
+
+    public static let defaultPool: [BackendSpec] = {
+        var specs: [BackendSpec] = []
+        specs.reserveCapacity(10_000)
+        for port in UInt16(8000)...12999 { specs.append(BackendSpec(address: SocketAddress(host: "127.0.0.1", port: port)!)) }
+        for port in UInt16(13000)...17999 { specs.append(BackendSpec(address: SocketAddress(host: "::1", port: port)!)) }
+        return specs
+    }()
+
+    public static var cpuCount: Int {
+        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+}
+
+import Glibc

@@ -1,0 +1,140 @@
+/// Pure parsers for the values flags and config files take. Each returns a reason string on failure;
+/// the caller adds the flag and value.
+public enum ValueParsers {
+    /// `250ms`, `2s`, `1m`, `1h`, `1500us`; decimals allowed (`1.5s`). A bare number is refused: it is
+    /// ambiguous (HAProxy reads milliseconds, most people seconds).
+    public static func duration(_ text: String) -> Result<Duration, ParseFailure> {
+        let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("h", 3600), ("m", 60), ("s", 1)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            let number = text.dropLast(suffix.count)
+            guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
+                  let value = Double(number), value.isFinite
+            else { return .failure(ParseFailure("expected a duration like 250ms, 2s or 1m")) }
+            let seconds = value * scale
+            if seconds > 86_400 * 365 { return .failure(ParseFailure("duration too long")) }
+            return .success(.nanoseconds(Int64((seconds * 1e9).rounded())))
+        }
+        return .failure(ParseFailure("expected a duration like 250ms, 2s or 1m"))
+    }
+
+    public static func integer(_ text: String, in range: ClosedRange<Int>) -> Result<Int, ParseFailure> {
+        guard let n = Int(text) else { return .failure(ParseFailure("not a whole number")) }
+        guard range.contains(n) else {
+            return .failure(ParseFailure("must be between \(range.lowerBound) and \(range.upperBound)"))
+        }
+        return .success(n)
+    }
+
+    /// `64k`, `16384`, `1m`: a byte size.
+    public static func byteSize(_ text: String, in range: ClosedRange<Int>) -> Result<Int, ParseFailure> {
+        var digits = Substring(text.lowercased())
+        var scale = 1
+        if digits.hasSuffix("k") || digits.hasSuffix("kb") || digits.hasSuffix("kib") {
+            scale = 1024; digits = digits.prefix { $0.isNumber }
+        } else if digits.hasSuffix("m") || digits.hasSuffix("mb") || digits.hasSuffix("mib") {
+            scale = 1024 * 1024; digits = digits.prefix { $0.isNumber }
+        }
+        guard let n = Int(digits), n >= 0 else { return .failure(ParseFailure("expected a size like 16384 or 16k")) }
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: scale)
+        guard !overflow, range.contains(bytes) else {
+            return .failure(ParseFailure("must be between \(range.lowerBound) and \(range.upperBound) bytes"))
+        }
+        return .success(bytes)
+    }
+
+    /// A port, 1-65535 (0 only where `allowZero`: "pick a free one").
+    public static func port(_ text: Substring, allowZero: Bool = false) -> Result<UInt16, ParseFailure> {
+        guard !text.isEmpty, text.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            return .failure(ParseFailure("bad port '\(text)'"))
+        }
+        guard let n = Int(text), n <= 65535, n >= (allowZero ? 0 : 1) else {
+            return .failure(ParseFailure("port out of range"))
+        }
+        return .success(UInt16(n))
+    }
+
+    /// Splits `HOST:PORTS` or `[V6]:PORTS` into host and the text after the colon.
+    public static func splitHostPort(_ text: String) -> Result<(host: String, ports: Substring), ParseFailure> {
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return .failure(ParseFailure("missing ']' after IPv6 address")) }
+            let host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { return .failure(ParseFailure("expected [V6]:PORT")) }
+            return .success((host, rest.dropFirst()))
+        }
+        guard let colon = text.lastIndex(of: ":") else { return .failure(ParseFailure("expected HOST:PORT")) }
+        let host = String(text[..<colon])
+        if host.contains(":") { return .failure(ParseFailure("IPv6 addresses need brackets: [V6]:PORT")) }
+        return .success((host, text[text.index(after: colon)...]))
+    }
+
+    /// A listen address: `HOST:PORT`, `[V6]:PORT`, or `:PORT` (all IPv4 interfaces). Port 0 picks a free port.
+    public static func listenAddress(_ text: String) -> Result<SocketAddress, ParseFailure> {
+        let parts: (host: String, ports: Substring)
+        switch splitHostPort(text) {
+        case .success(let p): parts = p
+        case .failure(let f): return .failure(f)
+        }
+        let port: UInt16
+        switch self.port(parts.ports, allowZero: true) {
+        case .success(let p): port = p
+        case .failure(let f): return .failure(f)
+        }
+        let host = parts.host.isEmpty ? "0.0.0.0" : parts.host
+        guard let address = SocketAddress(host: host, port: port) else {
+            return .failure(ParseFailure("bad address '\(host)' (numeric IPv4/IPv6 or localhost)"))
+        }
+        return .success(address)
+    }
+
+    /// A backend spec: `HOST:PORT`, `[V6]:PORT`, a range `HOST:LO-HI`, each with an optional `@WEIGHT`.
+    public static func backends(_ text: String) -> Result<[BackendSpec], ParseFailure> {
+        var body = Substring(text)
+        var weight = 1
+        if let at = text.lastIndex(of: "@") {
+            let w = text[text.index(after: at)...]
+            guard let n = Int(w) else { return .failure(ParseFailure("bad weight '\(w)'")) }
+            guard (1...BackendSpec.maxWeight).contains(n) else {
+                return .failure(ParseFailure("weight must be between 1 and \(BackendSpec.maxWeight)"))
+            }
+            weight = n
+            body = text[..<at]
+        }
+        let parts: (host: String, ports: Substring)
+        switch splitHostPort(String(body)) {
+        case .success(let p): parts = p
+        case .failure(let f): return .failure(f)
+        }
+        guard !parts.host.isEmpty else { return .failure(ParseFailure("missing host")) }
+        var low: UInt16, high: UInt16
+        if let dash = parts.ports.firstIndex(of: "-") {
+            switch (port(parts.ports[..<dash]), port(parts.ports[parts.ports.index(after: dash)...])) {
+            case (.success(let l), .success(let h)): low = l; high = h
+            case (.failure(let f), _), (_, .failure(let f)): return .failure(f)
+            }
+            guard low <= high else { return .failure(ParseFailure("port range runs backwards")) }
+        } else {
+            switch port(parts.ports) {
+            case .success(let p): low = p; high = p
+            case .failure(let f): return .failure(f)
+            }
+        }
+        guard let first = SocketAddress(host: parts.host, port: low) else {
+            return .failure(ParseFailure("bad address '\(parts.host)' (numeric IPv4/IPv6 or localhost)"))
+        }
+        var specs: [BackendSpec] = []
+        specs.reserveCapacity(Int(high - low) + 1)
+        for p in low...high {
+            var a = first
+            a.port = p
+            specs.append(BackendSpec(address: a, weight: weight))
+        }
+        return .success(specs)
+    }
+}
+
+/// Why a value was refused, without the flag (the caller knows it).
+public struct ParseFailure: Error, Equatable, Sendable {
+    public let reason: String
+    public init(_ reason: String) { self.reason = reason }
+}

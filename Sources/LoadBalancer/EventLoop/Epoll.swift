@@ -1,0 +1,50 @@
+import CShim
+
+/// Event bits as plain integers, converted once from the shim's macros.
+public enum EpollEvents {
+    public static let input: UInt32 = LB_EPOLLIN
+    public static let output: UInt32 = LB_EPOLLOUT
+    public static let error: UInt32 = LB_EPOLLERR
+    public static let hangup: UInt32 = LB_EPOLLHUP
+    public static let readHangup: UInt32 = LB_EPOLLRDHUP
+    public static let edgeTriggered: UInt32 = LB_EPOLLET
+}
+
+/// One epoll instance and its ready-event array, allocated once. Owned by one thread.
+public struct Epoll: ~Copyable {
+    public let fd: Int32
+    public let events: UnsafeMutablePointer<lb_event>
+    public let capacity: Int32
+
+    public init(capacity: Int32 = 512) throws(SystemError) {
+        fd = try Sys.epollCreate()
+        self.capacity = min(capacity, 1024)
+        events = .allocate(capacity: Int(self.capacity))
+    }
+
+    deinit {
+        events.deallocate()
+        Sys.close(fd)
+    }
+
+    @inline(__always)
+    public func add(_ fd: Int32, events: UInt32, data: UInt64) throws(SystemError) {
+        try Sys.epollControl(self.fd, Int32(LB_EPOLL_CTL_ADD), fd, events: events, data: data)
+    }
+
+    @inline(__always)
+    public func modify(_ fd: Int32, events: UInt32, data: UInt64) throws(SystemError) {
+        try Sys.epollControl(self.fd, Int32(LB_EPOLL_CTL_MOD), fd, events: events, data: data)
+    }
+
+    /// Removing is only needed for fds that stay open (a paused listener); close removes the rest.
+    @inline(__always)
+    public func remove(_ fd: Int32) {
+        _ = try? Sys.epollControl(self.fd, Int32(LB_EPOLL_CTL_DEL), fd, events: 0, data: 0)
+    }
+
+    @inline(__always)
+    public func wait(timeoutMs: Int32) throws(SystemError) -> Int {
+        try Sys.epollWait(fd, events, capacity, timeoutMs: timeoutMs)
+    }
+}

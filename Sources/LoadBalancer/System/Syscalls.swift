@@ -1,0 +1,198 @@
+import CShim
+import Glibc
+
+/// The outcome of a non-blocking call: bytes (or a value) done, or "try again when epoll says so".
+/// EAGAIN is a value here, not an error.
+public enum IOResult: Equatable, Sendable {
+    case done(Int)
+    case wouldBlock
+}
+
+/// Every system call the project makes goes through here, once: EINTR retries, EAGAIN becomes
+/// `.wouldBlock`, anything else throws a `SystemError` carrying errno and the call's name.
+/// Typed throws keep the error path allocation-free (no existential box), which matters because
+/// resets and refusals are routine for a proxy.
+public enum Sys {
+    @inline(__always)
+    static func retrying(_ op: StaticString, _ body: () -> Int) throws(SystemError) -> Int {
+        while true {
+            let rc = body()
+            if rc >= 0 { return rc }
+            let err = Glibc.errno
+            if err == EINTR { continue }
+            throw SystemError(errno: err, operation: op.description)
+        }
+    }
+
+    @inline(__always)
+    static func retryingIO(_ op: StaticString, _ body: () -> Int) throws(SystemError) -> IOResult {
+        while true {
+            let rc = body()
+            if rc >= 0 { return .done(rc) }
+            let err = Glibc.errno
+            if err == EINTR { continue }
+            if err == EAGAIN || err == EWOULDBLOCK { return .wouldBlock }
+            throw SystemError(errno: err, operation: op.description)
+        }
+    }
+
+    // MARK: data path
+
+    @inline(__always)
+    public static func read(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) throws(SystemError) -> IOResult {
+        try retryingIO("read") { Glibc.read(fd, buffer, count) }
+    }
+
+    @inline(__always)
+    public static func write(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) throws(SystemError) -> IOResult {
+        // send with MSG_NOSIGNAL: a peer that went away must give EPIPE, never a SIGPIPE.
+        try retryingIO("send") { Glibc.send(fd, buffer, count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    @inline(__always)
+    public static func splice(from input: Int32, to output: Int32, count: Int) throws(SystemError) -> IOResult {
+        try retryingIO("splice") { lb_splice(input, output, count) }
+    }
+
+    // MARK: sockets
+
+    public static func socket(family: Int32) throws(SystemError) -> Int32 {
+        Int32(try retrying("socket") { Int(lb_socket(family)) })
+    }
+
+    /// Accepts one connection; `.wouldBlock` when the backlog is empty.
+    @inline(__always)
+    public static func accept(_ fd: Int32, peer: UnsafeMutablePointer<SocketAddress>?) throws(SystemError) -> IOResult {
+        if let peer {
+            return try retryingIO("accept4") {
+                peer.pointee.withMutableSockaddr { sa, len in Int(lb_accept4(fd, sa, len)) }
+            }
+        }
+        return try retryingIO("accept4") { Int(lb_accept4(fd, nil, nil)) }
+    }
+
+    public enum ConnectResult: Equatable, Sendable { case connected, inProgress }
+
+    /// Starts a non-blocking connect. A refusal on loopback can come back at once, as a thrown error.
+    @inline(__always)
+    public static func connect(_ fd: Int32, to address: SocketAddress) throws(SystemError) -> ConnectResult {
+        while true {
+            let rc = address.withSockaddr { sa, len in Glibc.connect(fd, sa, len) }
+            if rc == 0 { return .connected }
+            let err = Glibc.errno
+            if err == EINTR { continue }
+            if err == EINPROGRESS { return .inProgress }
+            throw SystemError(errno: err, operation: "connect")
+        }
+    }
+
+    public static func bind(_ fd: Int32, to address: SocketAddress) throws(SystemError) {
+        _ = try retrying("bind") { Int(address.withSockaddr { sa, len in Glibc.bind(fd, sa, len) }) }
+    }
+
+    public static func listen(_ fd: Int32, backlog: Int32) throws(SystemError) {
+        _ = try retrying("listen") { Int(Glibc.listen(fd, backlog)) }
+    }
+
+    public static func localAddress(of fd: Int32) throws(SystemError) -> SocketAddress {
+        var address = SocketAddress()
+        _ = try retrying("getsockname") {
+            Int(address.withMutableSockaddr { sa, len in Glibc.getsockname(fd, sa, len) })
+        }
+        return address
+    }
+
+    /// The pending error of a socket (0 when none): only read on the failure path of a connect.
+    public static func socketError(_ fd: Int32) throws(SystemError) -> Int32 {
+        Int32(try retrying("getsockopt(SO_ERROR)") { Int(lb_socket_error(fd)) })
+    }
+
+    public static func setNoDelay(_ fd: Int32) throws(SystemError) {
+        _ = try retrying("setsockopt(TCP_NODELAY)") { Int(lb_set_nodelay(fd)) }
+    }
+
+    public static func setReuseAddress(_ fd: Int32) throws(SystemError) {
+        _ = try retrying("setsockopt(SO_REUSEADDR)") { Int(lb_set_reuseaddr(fd)) }
+    }
+
+    public static func setReusePort(_ fd: Int32) throws(SystemError) {
+        _ = try retrying("setsockopt(SO_REUSEPORT)") { Int(lb_set_reuseport(fd)) }
+    }
+
+    public static func setV6Only(_ fd: Int32) throws(SystemError) {
+        _ = try retrying("setsockopt(IPV6_V6ONLY)") { Int(lb_set_v6only(fd)) }
+    }
+
+    public static func setLingerReset(_ fd: Int32) throws(SystemError) {
+        _ = try retrying("setsockopt(SO_LINGER)") { Int(lb_set_linger_reset(fd)) }
+    }
+
+    /// shutdown(SHUT_WR). ENOTCONN means the peer is already gone: nothing left to tell it.
+    public static func shutdownWrite(_ fd: Int32) throws(SystemError) {
+        while true {
+            if lb_shutdown_write(fd) == 0 { return }
+            let err = Glibc.errno
+            if err == EINTR { continue }
+            if err == ENOTCONN { return }
+            throw SystemError(errno: err, operation: "shutdown")
+        }
+    }
+
+    /// close is deliberately not retried on EINTR: on Linux the descriptor is released even then,
+    /// and a retry could close a number another thread has just been given.
+    @inline(__always)
+    public static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
+    // MARK: epoll, pipes, eventfd
+
+    public static func epollCreate() throws(SystemError) -> Int32 {
+        Int32(try retrying("epoll_create1") { Int(lb_epoll_create()) })
+    }
+
+    @inline(__always)
+    public static func epollControl(_ epfd: Int32, _ op: Int32, _ fd: Int32, events: UInt32, data: UInt64) throws(SystemError) {
+        _ = try retrying("epoll_ctl") { Int(lb_epoll_ctl(epfd, op, fd, events, data)) }
+    }
+
+    @inline(__always)
+    public static func epollWait(_ epfd: Int32, _ events: UnsafeMutablePointer<lb_event>, _ max: Int32, timeoutMs: Int32) throws(SystemError) -> Int {
+        // EINTR here is not retried blindly: the caller recomputes its timeout, so return 0 events.
+        let rc = lb_epoll_wait(epfd, events, max, timeoutMs)
+        if rc >= 0 { return Int(rc) }
+        let err = Glibc.errno
+        if err == EINTR { return 0 }
+        throw SystemError(errno: err, operation: "epoll_wait")
+    }
+
+    public static func pipe() throws(SystemError) -> (read: Int32, write: Int32) {
+        var fds: (Int32, Int32) = (-1, -1)
+        _ = try retrying("pipe2") {
+            withUnsafeMutablePointer(to: &fds) { p in
+                p.withMemoryRebound(to: Int32.self, capacity: 2) { Int(lb_pipe2($0)) }
+            }
+        }
+        return (fds.0, fds.1)
+    }
+
+    public static func setPipeSize(_ fd: Int32, _ size: Int32) throws(SystemError) {
+        _ = try retrying("fcntl(F_SETPIPE_SZ)") { Int(lb_pipe_set_size(fd, size)) }
+    }
+
+    public static func eventFD() throws(SystemError) -> Int32 {
+        Int32(try retrying("eventfd") { Int(lb_eventfd()) })
+    }
+
+    /// Adds one to an eventfd counter, waking whoever polls it.
+    public static func signalEventFD(_ fd: Int32) {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { Glibc.write(fd, $0.baseAddress, 8) }
+    }
+
+    /// Resets an eventfd counter after a wake-up.
+    public static func drainEventFD(_ fd: Int32) {
+        var value: UInt64 = 0
+        _ = withUnsafeMutableBytes(of: &value) { Glibc.read(fd, $0.baseAddress, 8) }
+    }
+}

@@ -1,0 +1,106 @@
+import Synchronization
+
+/// An index into `BackendTable`: stable for a backend's whole life in the pool.
+public typealias BackendID = Int32
+
+/// What an operator did to a backend, apart from its health.
+public enum AdminState: UInt8, Sendable {
+    /// Takes new connections while healthy.
+    case active = 0
+    /// Takes no new connections; open ones finish.
+    case draining = 1
+    /// Gone from the pool; the slot waits for its open connections to end before reuse.
+    case removed = 2
+}
+
+/// Fixed-capacity storage for every backend the pool has ever held, shared by all workers.
+///
+/// Concurrency: addresses and weights are written once, under the pool's lock, before the slot is
+/// published by a version bump (release); workers read them only after seeing that version (acquire).
+/// Health, admin state and counters are atomics that any worker updates without a lock.
+final class BackendTable: @unchecked Sendable {
+    // @unchecked: the plain fields below follow the write-once-then-publish rule above.
+    let capacity: Int
+    let addresses: UnsafeMutablePointer<SocketAddress>
+    let weights: UnsafeMutablePointer<Int32>
+    let health: UnsafeMutablePointer<Atomic<UInt64>>
+    let admin: UnsafeMutablePointer<Atomic<UInt8>>
+    let activeConnections: UnsafeMutablePointer<Atomic<Int>>
+    let totalConnections: UnsafeMutablePointer<Atomic<Int>>
+    let failedConnects: UnsafeMutablePointer<Atomic<Int>>
+    let bytesIn: UnsafeMutablePointer<Atomic<Int>>
+    let bytesOut: UnsafeMutablePointer<Atomic<Int>>
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        addresses = .allocate(capacity: capacity)
+        addresses.initialize(repeating: SocketAddress(), count: capacity)
+        weights = .allocate(capacity: capacity)
+        weights.initialize(repeating: 1, count: capacity)
+        func atomics<T: AtomicRepresentable>(_ zero: T) -> UnsafeMutablePointer<Atomic<T>> {
+            let p = UnsafeMutablePointer<Atomic<T>>.allocate(capacity: capacity)
+            for i in 0..<capacity { (p + i).initialize(to: Atomic(zero)) }
+            return p
+        }
+        health = atomics(UInt64(0))
+        admin = atomics(AdminState.removed.rawValue)
+        activeConnections = atomics(0)
+        totalConnections = atomics(0)
+        failedConnects = atomics(0)
+        bytesIn = atomics(0)
+        bytesOut = atomics(0)
+    }
+
+    deinit {
+        addresses.deallocate()
+        weights.deallocate()
+        health.deallocate()
+        admin.deallocate()
+        activeConnections.deallocate()
+        totalConnections.deallocate()
+        failedConnects.deallocate()
+        bytesIn.deallocate()
+        bytesOut.deallocate()
+    }
+
+    /// Up and active: may take a new connection.
+    @inline(__always)
+    func isAvailable(_ id: BackendID) -> Bool {
+        health[Int(id)].load(ordering: .relaxed) & 1 == 0 && admin[Int(id)].load(ordering: .relaxed) == AdminState.active.rawValue
+    }
+
+    @inline(__always)
+    func healthState(_ id: BackendID) -> HealthState {
+        HealthState(packed: health[Int(id)].load(ordering: .relaxed))
+    }
+
+    /// Applies a health event with a compare-and-swap loop. Exactly one caller sees each transition,
+    /// so each change is logged and counted once however many workers race.
+    func apply(_ event: HealthEvent, to id: BackendID, rise: Int, fall: Int) -> (HealthTransition, HealthState) {
+        let cell = health + Int(id)
+        var old = cell.pointee.load(ordering: .relaxed)
+        while true {
+            var state = HealthState(packed: old)
+            let transition = state.apply(event, rise: rise, fall: fall)
+            let new = state.packed
+            if new == old { return (transition, state) }
+            let (exchanged, current) = cell.pointee.compareExchange(
+                expected: old, desired: new, successOrdering: .acquiringAndReleasing, failureOrdering: .relaxed)
+            if exchanged { return (transition, state) }
+            old = current
+        }
+    }
+
+    /// Resets a slot for a newly added backend (called under the pool's lock, before publication).
+    func prepare(_ id: BackendID, address: SocketAddress, weight: Int) {
+        let i = Int(id)
+        addresses[i] = address
+        weights[i] = Int32(weight)
+        health[i].store(HealthState().packed, ordering: .relaxed)
+        totalConnections[i].store(0, ordering: .relaxed)
+        failedConnects[i].store(0, ordering: .relaxed)
+        bytesIn[i].store(0, ordering: .relaxed)
+        bytesOut[i].store(0, ordering: .relaxed)
+        admin[i].store(AdminState.active.rawValue, ordering: .releasing)
+    }
+}

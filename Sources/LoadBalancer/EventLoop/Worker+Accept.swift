@@ -1,0 +1,87 @@
+import Glibc
+
+extension Worker {
+    mutating func registerListeners() throws(SystemError) {
+        try Self.register(listeners, with: epoll)
+        listenersRegistered = true
+    }
+
+    static func register(_ listeners: [Int32], with epoll: borrowing Epoll) throws(SystemError) {
+        for (i, fd) in listeners.enumerated() {
+            // Level-triggered: a paused listener re-added later reports the backlog it kept.
+            try epoll.add(fd, events: EpollEvents.input, data: EventTag.make(EventTag.listener, index: Int32(i), generation: 0))
+        }
+    }
+
+    /// Stops polling the listeners for a short back-off; waiting clients stay in the kernel's backlog.
+    mutating func pauseListeners(reason: String) {
+        guard listenersRegistered else { return }
+        for fd in listeners { epoll.remove(fd) }
+        listenersRegistered = false
+        resumeListenersAt = now + 100_000_000
+        WorkerShared.bump(shared.acceptPauses)
+        if lastPauseLog == 0 || now - lastPauseLog > 10_000_000_000 {
+            lastPauseLog = now
+            log.log("worker \(shared.index): accept paused for 100ms: \(reason) (\(activePairs) pairs open)")
+        }
+    }
+
+    mutating func closeListeners() {
+        for fd in listeners { Sys.close(fd) }
+        listeners.removeAll()
+        listenersRegistered = false
+        resumeListenersAt = 0
+    }
+
+    mutating func acceptConnections(listener: Int) {
+        guard listener < listeners.count, listenersRegistered else { return }
+        let lfd = listeners[listener]
+        while true {
+            let result: IOResult
+            do {
+                result = try Sys.accept(lfd, peer: nil)
+            } catch {
+                switch error.errno {
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    pauseListeners(reason: SystemError.message(for: error.errno))
+                    return
+                case ECONNABORTED, EPROTO, EPERM, ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH:
+                    continue  // that one client is gone; the next may be fine
+                default:
+                    log.log("worker \(shared.index): \(error)")
+                    return
+                }
+            }
+            guard case .done(let raw) = result else { return }
+            let fd = Int32(raw)
+            startPair(clientFD: fd)
+            if Int(fd) >= settings.fdLimit - settings.fdReserve {
+                pauseListeners(reason: "file descriptors nearly exhausted (fd \(fd) of \(settings.fdLimit), \(settings.fdReserve) kept in reserve)")
+                return
+            }
+        }
+    }
+
+    private mutating func startPair(clientFD fd: Int32) {
+        let index = allocatePair()
+        let p = pairs + Int(index)
+        p.pointee.clientFD = fd
+        p.pointee.lastActivity = now
+        do {
+            try epoll.add(fd, events: Self.streamEvents, data: EventTag.make(EventTag.client, index: index, generation: p.pointee.generation))
+        } catch {
+            Sys.close(fd)
+            p.pointee.clientFD = -1
+            freePair(p)
+            return
+        }
+        activePairs += 1
+        WorkerShared.bump(shared.accepted)
+        WorkerShared.bump(shared.activePairs)
+        _ = execute(p, p.pointee.lifecycle.accepted(now: now, settings: settings.pair))
+    }
+
+    /// Stream sockets are registered once, edge-triggered for both directions, and never modified:
+    /// backpressure is "do not read", which costs no epoll_ctl.
+    static let streamEvents: UInt32 = EpollEvents.input | EpollEvents.output | EpollEvents.readHangup | EpollEvents.edgeTriggered
+}

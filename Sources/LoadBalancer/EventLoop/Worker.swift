@@ -1,0 +1,206 @@
+import CShim
+import Glibc
+
+/// One event loop on one thread: its own epoll, its own SO_REUSEPORT listeners, its own pair table,
+/// timers, buffers and probes. A pair lives on the worker that accepted it for its whole life.
+///
+/// Everything here is owned by the worker thread; the only shared state it touches is the backend pool
+/// (atomics), the event log (rare), and `shared` (its command queue and counters).
+struct Worker: ~Copyable {
+    let shared: WorkerShared
+    let pool: BackendPool
+    let log: EventLog
+    let settings: WorkerSettings
+    let epoll: Epoll
+    let scratch: UnsafeMutableRawPointer
+
+    var listeners: [Int32]
+    var listenersRegistered = false
+    var resumeListenersAt: UInt64 = 0
+    var lastPauseLog: UInt64 = 0
+
+    var pairs: UnsafeMutablePointer<ConnectionPair>
+    var pairCapacity: Int
+    var freeHead: Int32 = -1
+    var activePairs = 0
+
+    var timers: TimerWheel
+    var view = RoundRobinView()
+    var buffers: BufferPool
+    var pipes: PipePool
+    var prober: Prober
+
+    var now: UInt64
+    var draining = false
+    var drainDeadline: UInt64 = 0
+    var running = true
+
+    init(shared: WorkerShared, pool: BackendPool, log: EventLog, settings: WorkerSettings, listeners: [Int32]) throws(SystemError) {
+        self.shared = shared
+        self.pool = pool
+        self.log = log
+        self.settings = settings
+        self.listeners = listeners
+        let epoll = try Epoll(capacity: 512)
+        try epoll.add(shared.wakeFD, events: EpollEvents.input, data: EventTag.make(EventTag.wakeup, index: 0, generation: 0))
+        try Self.register(listeners, with: epoll)
+        self.epoll = epoll
+        listenersRegistered = true
+        scratch = .allocate(byteCount: max(settings.bufferSize, 4096), alignment: 16)
+        now = MonotonicClock.now()
+        pairCapacity = 256
+        pairs = .allocate(capacity: pairCapacity)
+        pairs.initialize(repeating: ConnectionPair(), count: pairCapacity)
+        timers = TimerWheel(capacity: pairCapacity, now: now)
+        buffers = BufferPool(size: settings.bufferSize)
+        pipes = PipePool()
+        prober = Prober(settings: settings, workerIndex: shared.index, backendCapacity: pool.table.capacity, now: now)
+        for i in stride(from: pairCapacity - 1, through: 0, by: -1) {
+            pairs[i].nextFree = freeHead
+            freeHead = Int32(i)
+        }
+    }
+
+    deinit {
+        pairs.deinitialize(count: pairCapacity)
+        pairs.deallocate()
+        scratch.deallocate()
+    }
+
+    // MARK: the loop
+
+    mutating func run() {
+        view.rebuild(from: pool)
+        while running {
+            _ = view.refresh(from: pool)
+            now = MonotonicClock.now()
+            let timeout = nextTimeout()
+            let n: Int
+            do {
+                n = try epoll.wait(timeoutMs: timeout)
+            } catch {
+                log.log("worker \(shared.index): \(error); stopping")
+                break
+            }
+            now = MonotonicClock.now()
+            for i in 0..<n {
+                let event = epoll.events[i]
+                dispatch(tag: event.data, events: event.events)
+            }
+            expireTimers()
+            runProbeSchedule()
+            if !listenersRegistered && !draining && resumeListenersAt != 0 && now >= resumeListenersAt {
+                resumeListenersAt = 0
+                try? registerListeners()
+            }
+            if draining && (activePairs == 0 || now >= drainDeadline) { running = false }
+        }
+        closeEverything()
+        shared.finished.store(true, ordering: .releasing)
+    }
+
+    private func nextTimeout() -> Int32 {
+        var timeout = timers.millisecondsUntilNext(now: now)
+        func consider(_ deadline: UInt64) {
+            let ms: Int32 = deadline <= now ? 0 : Int32(min((deadline - now + 999_999) / 1_000_000, 60_000))
+            if timeout < 0 || ms < timeout { timeout = ms }
+        }
+        let probeWait = prober.millisecondsUntilNext(now: now, pool: pool)
+        if probeWait >= 0 && (timeout < 0 || probeWait < timeout) { timeout = probeWait }
+        if resumeListenersAt != 0 { consider(resumeListenersAt) }
+        if draining { consider(drainDeadline) }
+        return timeout
+    }
+
+    @inline(__always)
+    private mutating func dispatch(tag: UInt64, events: UInt32) {
+        switch EventTag.kind(tag) {
+        case EventTag.client:
+            handlePairEvent(index: EventTag.index(tag), generation: EventTag.generation(tag), events: events, fromBackend: false)
+        case EventTag.backend:
+            handlePairEvent(index: EventTag.index(tag), generation: EventTag.generation(tag), events: events, fromBackend: true)
+        case EventTag.listener:
+            acceptConnections(listener: Int(EventTag.index(tag)))
+        case EventTag.probe:
+            handleProbeEvent(index: EventTag.index(tag), generation: EventTag.generation(tag), events: events)
+        case EventTag.wakeup:
+            Sys.drainEventFD(shared.wakeFD)
+            for command in shared.takeCommands() { handle(command) }
+        default:
+            break
+        }
+    }
+
+    private mutating func handle(_ command: WorkerCommand) {
+        switch command {
+        case .drain(let deadline):
+            if !draining {
+                draining = true
+                drainDeadline = deadline
+                closeListeners()
+            }
+        case .stop:
+            draining = true
+            drainDeadline = now
+            closeListeners()
+        }
+    }
+
+    private mutating func expireTimers() {
+        while let id = timers.popExpired(now: now) {
+            let p = pairs + Int(id)
+            guard p.pointee.inUse else { continue }
+            let actions = p.pointee.lifecycle.timerFired(
+                now: now, lastActivity: p.pointee.lastActivity, clientWaiting: p.pointee.clientWaiting,
+                settings: settings.pair)
+            _ = execute(p, actions)
+        }
+        expireProbes()
+    }
+
+    private mutating func closeEverything() {
+        for i in 0..<pairCapacity where pairs[i].inUse {
+            let p = pairs + i
+            _ = p.pointee.lifecycle.drainExpired()
+            closePair(p, reset: false)
+        }
+        closeAllProbes()
+        closeListeners()
+    }
+
+    // MARK: pair table
+
+    mutating func allocatePair() -> Int32 {
+        if freeHead < 0 { growPairs() }
+        let index = freeHead
+        let p = pairs + Int(index)
+        freeHead = p.pointee.nextFree
+        let generation = p.pointee.generation &+ 1
+        p.pointee = ConnectionPair()
+        p.pointee.generation = generation
+        p.pointee.inUse = true
+        return index
+    }
+
+    mutating func freePair(_ p: UnsafeMutablePointer<ConnectionPair>) {
+        p.pointee.inUse = false
+        p.pointee.generation &+= 1
+        p.pointee.nextFree = freeHead
+        freeHead = Int32(p - pairs)
+    }
+
+    /// Doubles the table. Only called from accept, when no pair pointer is held.
+    private mutating func growPairs() {
+        let newCapacity = pairCapacity * 2
+        let grown = UnsafeMutablePointer<ConnectionPair>.allocate(capacity: newCapacity)
+        grown.moveInitialize(from: pairs, count: pairCapacity)
+        (grown + pairCapacity).initialize(repeating: ConnectionPair(), count: newCapacity - pairCapacity)
+        pairs.deallocate()
+        pairs = grown
+        for i in stride(from: newCapacity - 1, through: pairCapacity, by: -1) {
+            pairs[i].nextFree = freeHead
+            freeHead = Int32(i)
+        }
+        pairCapacity = newCapacity
+    }
+}

@@ -1,0 +1,110 @@
+/// A worker's share of the active health checks: which backends it probes, when, and the probes in
+/// flight. Backends are split over workers by position (member k goes to worker k mod W), and each
+/// worker walks its share at an even pace, one backend every interval/share: no thundering herd, and
+/// the cost per second is flat whatever the pool size.
+struct Prober: ~Copyable {
+    struct Slot {
+        var fd: Int32 = -1
+        var backend: BackendID = -1
+        var generation: UInt32 = 0
+        var inUse = false
+        var requestSent = false
+        var nextFree: Int32 = -1
+        /// First bytes of an HTTP answer: "HTTP/1.1 200" is 12.
+        var head: (UInt64, UInt64) = (0, 0)
+        var headLength: Int8 = 0
+    }
+
+    let workerIndex: Int
+    let workerCount: Int
+    let interval: UInt64
+    let timeout: UInt64
+    let mode: HealthCheckMode
+    let httpRequest: [UInt8]
+    let capacity: Int
+
+    var slots: UnsafeMutablePointer<Slot>
+    var freeHead: Int32 = -1
+    var inFlight = 0
+    /// Per backend slot: a probe to it is in flight (avoids probing one backend twice at once).
+    let probing: UnsafeMutablePointer<Bool>
+    let probingCapacity: Int
+    var wheel: TimerWheel
+
+    /// Position in the member list (stepping by workerCount) and when the next step is due.
+    var cursor: Int
+    var nextStepAt: UInt64
+
+    init(settings: WorkerSettings, workerIndex: Int, backendCapacity: Int, now: UInt64) {
+        self.workerIndex = workerIndex
+        workerCount = settings.workerCount
+        interval = settings.healthInterval
+        timeout = settings.healthTimeout
+        mode = settings.healthMode
+        if case .http(let path) = settings.healthMode {
+            httpRequest = Array("GET \(path) HTTP/1.0\r\nUser-Agent: lb-health\r\nConnection: close\r\n\r\n".utf8)
+        } else {
+            httpRequest = []
+        }
+        capacity = settings.maxProbesInFlight
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: Slot(), count: capacity)
+        for i in stride(from: capacity - 1, through: 0, by: -1) {
+            slots[i].nextFree = freeHead
+            freeHead = Int32(i)
+        }
+        probingCapacity = backendCapacity
+        probing = .allocate(capacity: backendCapacity)
+        probing.initialize(repeating: false, count: backendCapacity)
+        wheel = TimerWheel(capacity: capacity, now: now)
+        cursor = workerIndex
+        nextStepAt = now
+    }
+
+    deinit {
+        slots.deinitialize(count: capacity)
+        slots.deallocate()
+        probing.deallocate()
+    }
+
+    /// How often a walk step is due for a share of `members` backends.
+    func step(members: Int) -> UInt64 {
+        let share = max(1, (members - workerIndex + workerCount - 1) / workerCount)
+        return max(interval / UInt64(share), 1)
+    }
+
+    /// Whether the walk has anything to do: in "down" mode, nothing while every backend is up.
+    func idle(pool: BackendPool) -> Bool {
+        mode == .downOnly && pool.downCount.load(ordering: .relaxed) == 0
+    }
+
+    /// Timeout for epoll_wait on behalf of the probes: the walk wakes at most every 10 ms.
+    func millisecondsUntilNext(now: UInt64, pool: BackendPool) -> Int32 {
+        var timeout = wheel.millisecondsUntilNext(now: now)
+        if !idle(pool: pool) {
+            let wait: Int32 = nextStepAt <= now ? 10 : Int32(min(max((nextStepAt - now + 999_999) / 1_000_000, 10), 60_000))
+            if timeout < 0 || wait < timeout { timeout = wait }
+        }
+        return timeout
+    }
+
+    mutating func allocate() -> Int32? {
+        guard freeHead >= 0 else { return nil }
+        let i = freeHead
+        freeHead = slots[Int(i)].nextFree
+        let generation = slots[Int(i)].generation &+ 1
+        slots[Int(i)] = Slot()
+        slots[Int(i)].generation = generation
+        slots[Int(i)].inUse = true
+        inFlight += 1
+        return i
+    }
+
+    mutating func free(_ i: Int32) {
+        slots[Int(i)].inUse = false
+        slots[Int(i)].generation &+= 1
+        slots[Int(i)].nextFree = freeHead
+        freeHead = i
+        inFlight -= 1
+    }
+}

@@ -1,0 +1,156 @@
+import Glibc
+
+extension Worker {
+    /// Walks this worker's share of the pool and starts the probes that are due.
+    mutating func runProbeSchedule() {
+        let members = view.members
+        if members.isEmpty || prober.idle(pool: pool) {
+            prober.nextStepAt = now
+            return
+        }
+        if prober.nextStepAt > now { return }
+        let step = prober.step(members: members.count)
+        if now - prober.nextStepAt > prober.interval { prober.nextStepAt = now }  // fell behind: no burst
+        var budget = (members.count + prober.workerCount - 1) / prober.workerCount
+        while prober.nextStepAt <= now && budget > 0 {
+            if prober.cursor >= members.count { prober.cursor = prober.workerIndex }
+            guard prober.cursor < members.count else { break }
+            let id = members[prober.cursor]
+            if needsProbe(id) && !prober.probing[Int(id)] {
+                if prober.inFlight >= prober.capacity { break }  // at the cap: same backend next time
+                startProbe(id)
+            }
+            prober.cursor += prober.workerCount
+            prober.nextStepAt += step
+            budget -= 1
+        }
+    }
+
+    private func needsProbe(_ id: BackendID) -> Bool {
+        guard Int(id) < prober.probingCapacity else { return false }
+        if prober.mode == .downOnly { return !pool.table.healthState(id).isUp }
+        return pool.table.admin[Int(id)].load(ordering: .relaxed) != AdminState.removed.rawValue
+    }
+
+    private mutating func startProbe(_ id: BackendID) {
+        guard let slot = prober.allocate() else { return }
+        WorkerShared.bump(shared.probesStarted)
+        let address = pool.table.addresses[Int(id)]
+        let s = prober.slots + Int(slot)
+        s.pointee.backend = id
+        prober.probing[Int(id)] = true
+        let fd: Int32
+        do {
+            fd = try Sys.socket(family: address.family)
+        } catch {
+            // Out of fds even in the reserve: not the backend's fault, try again next round.
+            prober.probing[Int(id)] = false
+            prober.free(slot)
+            return
+        }
+        s.pointee.fd = fd
+        // Close with a reset: thousands of probes a second must not fill TIME_WAIT.
+        _ = try? Sys.setLingerReset(fd)
+        do {
+            if try Sys.connect(fd, to: address) == .connected, prober.httpRequest.isEmpty {
+                finishProbe(slot, ok: true, failure: .other)
+                return
+            }
+            let tag = EventTag.make(EventTag.probe, index: slot, generation: s.pointee.generation)
+            try epoll.add(fd, events: Self.streamEvents, data: tag)
+        } catch {
+            finishProbe(slot, ok: false, failure: ConnectFailure(errno: error.errno))
+            return
+        }
+        prober.wheel.schedule(slot, at: now + prober.timeout)
+    }
+
+    mutating func handleProbeEvent(index: Int32, generation: UInt32, events: UInt32) {
+        guard Int(index) < prober.capacity else { return }
+        let s = prober.slots + Int(index)
+        guard s.pointee.inUse, s.pointee.generation == generation else { return }
+        if events & (EpollEvents.error | EpollEvents.hangup) != 0 && s.pointee.headLength == 0 && !s.pointee.requestSent {
+            let err = (try? Sys.socketError(s.pointee.fd)) ?? ECONNREFUSED
+            finishProbe(index, ok: false, failure: ConnectFailure(errno: err == 0 ? ECONNREFUSED : err))
+            return
+        }
+        if prober.httpRequest.isEmpty {
+            if events & EpollEvents.output != 0 { finishProbe(index, ok: true, failure: .other) }
+            return
+        }
+        if !s.pointee.requestSent && events & EpollEvents.output != 0 {
+            let sent = prober.httpRequest.withUnsafeBytes { raw in
+                (try? Sys.write(s.pointee.fd, raw.baseAddress!, raw.count)) == .done(raw.count)
+            }
+            guard sent else { finishProbe(index, ok: false, failure: .reset); return }
+            s.pointee.requestSent = true
+        }
+        if s.pointee.requestSent && events & (EpollEvents.input | EpollEvents.readHangup | EpollEvents.hangup | EpollEvents.error) != 0 {
+            readProbeAnswer(index)
+        }
+    }
+
+    /// Reads the status line: "HTTP/1.x 2xx" is healthy, anything else (or EOF before it) is not.
+    private mutating func readProbeAnswer(_ index: Int32) {
+        let s = prober.slots + Int(index)
+        while s.pointee.headLength < 12 {
+            let have = Int(s.pointee.headLength)
+            let result: IOResult
+            do {
+                result = try withUnsafeMutableBytes(of: &s.pointee.head) { raw in
+                    try Sys.read(s.pointee.fd, raw.baseAddress! + have, 12 - have)
+                }
+            } catch {
+                finishProbe(index, ok: false, failure: .reset)
+                return
+            }
+            switch result {
+            case .wouldBlock: return
+            case .done(0): finishProbe(index, ok: false, failure: .reset); return
+            case .done(let n): s.pointee.headLength += Int8(n)
+            }
+        }
+        let ok = withUnsafeBytes(of: s.pointee.head) { raw in
+            raw.starts(with: "HTTP/1.".utf8) && raw[9] == UInt8(ascii: "2")
+        }
+        finishProbe(index, ok: ok, failure: .other, httpStatus: !ok)
+    }
+
+    mutating func expireProbes() {
+        while let slot = prober.wheel.popExpired(now: now) {
+            if prober.slots[Int(slot)].inUse { finishProbe(slot, ok: false, failure: .timeout, timedOut: true) }
+        }
+    }
+
+    private mutating func finishProbe(_ slot: Int32, ok: Bool, failure: ConnectFailure, httpStatus: Bool = false, timedOut: Bool = false) {
+        let s = prober.slots + Int(slot)
+        let id = s.pointee.backend
+        if s.pointee.fd >= 0 { Sys.close(s.pointee.fd) }
+        if !timedOut { prober.wheel.cancel(slot) }
+        prober.probing[Int(id)] = false
+        prober.free(slot)
+        if !ok { WorkerShared.bump(shared.probesFailed) }
+        let event: HealthEvent = ok ? .probeSucceeded : .probeFailed(failure)
+        let (transition, state) = pool.apply(event, to: id, rise: settings.rise, fall: settings.fall)
+        let address = pool.table.addresses[Int(id)]
+        switch transition {
+        case .wentUp:
+            log.log("backend \(address) up: health check passed (\(settings.rise)/\(settings.rise))")
+        case .wentDown:
+            let why = httpStatus ? "health check got a non-2xx answer" : "health check failed: \(failure)"
+            log.log("backend \(address) down: \(why) (\(state.failStreak)/\(settings.fall))")
+        case .none:
+            break
+        }
+    }
+
+    mutating func closeAllProbes() {
+        for i in 0..<prober.capacity where prober.slots[i].inUse {
+            let s = prober.slots + i
+            if s.pointee.fd >= 0 { Sys.close(s.pointee.fd) }
+            prober.wheel.cancel(Int32(i))
+            prober.probing[Int(s.pointee.backend)] = false
+            prober.free(Int32(i))
+        }
+    }
+}

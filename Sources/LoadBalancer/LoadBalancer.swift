@@ -1,0 +1,148 @@
+import Glibc
+import Synchronization
+
+/// A running balancer: its listeners, workers and backend pool. Start one with `LoadBalancer.start`;
+/// the `lb` executable is a thin wrapper around this, and tests run it in-process.
+public final class LoadBalancer: Sendable {
+    public let configuration: Configuration
+    public let pool: BackendPool
+    public let log: EventLog
+    /// The bound listen addresses (a port 0 in the configuration is resolved here).
+    public let listenAddresses: [SocketAddress]
+    let workers: [WorkerShared]
+    private let threads: Mutex<[pthread_t]>
+
+    /// Binds the listeners (one SO_REUSEPORT socket per worker per address), then starts the workers.
+    /// Throws the bind or epoll error, with errno and address, before any thread starts.
+    public static func start(_ configuration: Configuration, log: EventLog = EventLog()) throws(SystemError) -> LoadBalancer {
+        let fdLimit = FileLimit.raiseToHard()
+        let pool = BackendPool(configuration.backends)
+        let workerCount = max(1, configuration.workers)
+        var sockets = [[Int32]](repeating: [], count: workerCount)
+        var bound: [SocketAddress] = []
+        func closeAll() { for list in sockets { for fd in list { Sys.close(fd) } } }
+        do throws(SystemError) {
+            for var address in configuration.listen {
+                for w in 0..<workerCount {
+                    let fd = try Sockets.listen(on: address, backlog: configuration.backlog, reusePort: true)
+                    sockets[w].append(fd)
+                    if w == 0 && address.port == 0 {
+                        address.port = try Sys.localAddress(of: fd).port
+                    }
+                }
+                bound.append(address)
+            }
+        } catch {
+            closeAll()
+            throw error
+        }
+
+        let settings = WorkerSettings(configuration, fdLimit: fdLimit)
+        var shared: [WorkerShared] = []
+        var boots: [WorkerBoot] = []
+        do throws(SystemError) {
+            for w in 0..<workerCount {
+                let s = try WorkerShared(index: w)
+                shared.append(s)
+                let worker = try Worker(shared: s, pool: pool, log: log, settings: settings, listeners: sockets[w])
+                boots.append(WorkerBoot(worker))
+            }
+        } catch {
+            boots.removeAll()
+            closeAll()
+            throw error
+        }
+        let balancer = LoadBalancer(configuration: configuration, pool: pool, log: log, listenAddresses: bound, workers: shared)
+        var started: [pthread_t] = []
+        for boot in boots {
+            var thread = pthread_t()
+            let rc = pthread_create(&thread, nil, { raw in
+                let boot = Unmanaged<WorkerBoot>.fromOpaque(raw!).takeRetainedValue()
+                if var worker = boot.take() { worker.run() }
+                return nil
+            }, Unmanaged.passRetained(boot).toOpaque())
+            if rc != 0 {
+                balancer.stopNow()
+                for t in started { pthread_join(t, nil) }
+                throw SystemError(errno: rc, operation: "pthread_create")
+            }
+            started.append(thread)
+        }
+        balancer.threads.withLock { $0 = started }
+        return balancer
+    }
+
+    private init(configuration: Configuration, pool: BackendPool, log: EventLog, listenAddresses: [SocketAddress], workers: [WorkerShared]) {
+        self.configuration = configuration
+        self.pool = pool
+        self.log = log
+        self.listenAddresses = listenAddresses
+        self.workers = workers
+        self.threads = Mutex([])
+    }
+
+    /// Closes the listeners at once and lets open pairs finish for up to `drainTimeout`; then the
+    /// workers close what is left and stop. Returns immediately; `wait` joins.
+    public func beginDrain() {
+        let deadline = MonotonicClock.now() &+ configuration.drainTimeout.nanoseconds
+        for w in workers { w.send(.drain(deadline: deadline)) }
+    }
+
+    /// Closes everything now.
+    public func stopNow() {
+        for w in workers { w.send(.stop) }
+    }
+
+    /// Joins the worker threads. Returns false if they did not all finish within `timeout`.
+    @discardableResult
+    public func wait(timeout: Duration = .seconds(60)) -> Bool {
+        let deadline = MonotonicClock.now() &+ timeout.nanoseconds
+        var delay: UInt32 = 1000
+        while !isFinished {
+            if MonotonicClock.now() >= deadline { return false }
+            usleep(delay)
+            delay = min(delay * 2, 20_000)
+        }
+        let joined = threads.withLock { t in
+            let all = t
+            t.removeAll()
+            return all
+        }
+        for t in joined { pthread_join(t, nil) }
+        return true
+    }
+
+    /// Drain, then wait for the workers.
+    public func shutdown() {
+        beginDrain()
+        wait(timeout: configuration.drainTimeout + .seconds(10))
+    }
+
+    public var isFinished: Bool { workers.allSatisfy { $0.finished.load(ordering: .acquiring) } }
+
+    /// Totals over all workers.
+    public var counters: WorkerCounters { workers.reduce(WorkerCounters()) { $0 + $1.counters } }
+
+    /// Per worker, in worker order.
+    public var workerCounters: [WorkerCounters] { workers.map(\.counters) }
+
+    public var workerCount: Int { workers.count }
+
+    deinit {
+        let pending = threads.withLock { $0 }
+        if !pending.isEmpty {
+            stopNow()
+            for t in pending { pthread_join(t, nil) }
+        }
+    }
+}
+
+/// Carries a worker to its thread.
+private final class WorkerBoot: @unchecked Sendable {
+    // @unchecked: handed from the starting thread to the worker thread exactly once, via pthread_create.
+    private var worker: Worker?
+
+    init(_ worker: consuming Worker) { self.worker = consume worker }
+
+    func take() -> Worker? { worker.take() }
+}

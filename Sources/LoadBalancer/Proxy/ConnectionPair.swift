@@ -1,0 +1,65 @@
+/// One direction of a pair: bytes read from a source socket, not yet accepted by the destination.
+/// Usually empty: bytes are read into the worker's scratch buffer and written straight on; only a short
+/// write's leftover is copied into a pooled buffer (or, for bulk streams, left in a pooled pipe).
+struct Direction {
+    var buffer: UnsafeMutableRawPointer? = nil
+    var start: Int32 = 0
+    var end: Int32 = 0
+    var pipeRead: Int32 = -1
+    var pipeWrite: Int32 = -1
+    /// Bytes sitting in the pipe.
+    var piped: Int32 = 0
+    /// The source reported data we have not read yet (an edge seen while we could not read).
+    var readable = false
+    /// The source shut its write side (EPOLLRDHUP): read until EOF, a short read is not "drained".
+    var sourceHup = false
+    /// EOF read from the source.
+    var sourceEOF = false
+    /// shutdown(SHUT_WR) sent to the destination.
+    var shutdownSent = false
+    /// Consecutive full reads: a stream that keeps filling the buffer is moved to splice.
+    var fullReads: UInt8 = 0
+
+    @inline(__always) var hasPending: Bool { end > start || piped > 0 }
+}
+
+/// A client connection and its backend connection: plain data in a worker's pair table, indexed by slot
+/// (no class, so no retain/release or exclusivity checks on the hot path).
+struct ConnectionPair {
+    var clientFD: Int32 = -1
+    var backendFD: Int32 = -1
+    /// Bumped each time the slot is reused; epoll events carry it so a stale event is dropped.
+    var generation: UInt32 = 0
+    var nextFree: Int32 = -1
+    var backend: BackendID = -1
+    var inUse = false
+    /// The last bytes moved went client to backend: the client is waiting for an answer.
+    var clientWaiting = false
+    var lifecycle = PairLifecycle()
+    var lastActivity: UInt64 = 0
+    var bytesUp: Int = 0
+    var bytesDown: Int = 0
+    /// client to backend
+    var up = Direction()
+    /// backend to client
+    var down = Direction()
+}
+
+/// What an epoll event's 64-bit cookie points at: kind in the low 3 bits, slot index above, and the
+/// slot's generation in the high 32 bits.
+enum EventTag {
+    static let client: UInt64 = 0
+    static let backend: UInt64 = 1
+    static let listener: UInt64 = 2
+    static let wakeup: UInt64 = 3
+    static let probe: UInt64 = 4
+
+    @inline(__always)
+    static func make(_ kind: UInt64, index: Int32, generation: UInt32) -> UInt64 {
+        kind | UInt64(UInt32(bitPattern: index)) << 3 | UInt64(generation) << 32
+    }
+
+    @inline(__always) static func kind(_ tag: UInt64) -> UInt64 { tag & 7 }
+    @inline(__always) static func index(_ tag: UInt64) -> Int32 { Int32(truncatingIfNeeded: (tag >> 3) & 0x1FFF_FFFF) }
+    @inline(__always) static func generation(_ tag: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: tag >> 32) }
+}

@@ -1,0 +1,202 @@
+/// Settings a pair's lifecycle needs, in nanoseconds: derived once from `Configuration`.
+public struct PairSettings: Sendable, Equatable {
+    public var connectTimeout: UInt64
+    public var idleTimeout: UInt64
+    public var finTimeout: UInt64
+    /// How long a client that got an error response may keep sending before we close on it.
+    public var lingerTimeout: UInt64
+    public var retries: Int
+    public var onNoBackend: NoBackendAction
+
+    public init(_ config: Configuration) {
+        connectTimeout = config.connectTimeout.nanoseconds
+        idleTimeout = config.idleTimeout.nanoseconds
+        finTimeout = config.finTimeout.nanoseconds
+        lingerTimeout = min(config.finTimeout.nanoseconds, 2_000_000_000)
+        retries = config.retries
+        onNoBackend = config.onNoBackend
+    }
+}
+
+/// What the event loop must do after a lifecycle event. A value, not a list: no allocation per event.
+public struct PairActions: Equatable, Sendable, CustomStringConvertible {
+    public struct Flags: OptionSet, Equatable, Sendable {
+        public let rawValue: UInt16
+        public init(rawValue: UInt16) { self.rawValue = rawValue }
+        /// Pick the next backend and start a connect to it.
+        public static let connect = Flags(rawValue: 1 << 0)
+        /// Tell the pool the current backend failed to connect (`failure` says how).
+        public static let markBackendFailed = Flags(rawValue: 1 << 1)
+        /// Tell the pool the current backend stayed silent while the client waited.
+        public static let reportSilentBackend = Flags(rawValue: 1 << 2)
+        /// Start forwarding: flush what the client sent while we were connecting.
+        public static let startForwarding = Flags(rawValue: 1 << 3)
+        /// Write `HTTP/1.1 502 Bad Gateway` to the client and shut its write side.
+        public static let sendBadGateway = Flags(rawValue: 1 << 4)
+        /// Close both sides normally.
+        public static let close = Flags(rawValue: 1 << 5)
+        /// Close both sides with a reset: something broke, the peer must not take it for a clean end.
+        public static let abort = Flags(rawValue: 1 << 6)
+        /// (Re)arm the pair's one timer at `deadline`.
+        public static let armTimer = Flags(rawValue: 1 << 7)
+        /// Close the half-open backend socket of a failed attempt before the next one.
+        public static let discardBackend = Flags(rawValue: 1 << 8)
+    }
+
+    public var flags: Flags = []
+    public var deadline: UInt64 = 0
+    public var failure: ConnectFailure = .other
+
+    public init(_ flags: Flags = [], deadline: UInt64 = 0, failure: ConnectFailure = .other) {
+        self.flags = flags
+        self.deadline = deadline
+        self.failure = failure
+    }
+
+    public func contains(_ f: Flags) -> Bool { flags.contains(f) }
+
+    public var description: String {
+        var parts: [String] = []
+        let names: [(Flags, String)] = [
+            (.connect, "connect"), (.markBackendFailed, "markBackendFailed(\(failure))"),
+            (.reportSilentBackend, "reportSilentBackend"), (.startForwarding, "startForwarding"),
+            (.sendBadGateway, "sendBadGateway"), (.close, "close"), (.abort, "abort"),
+            (.armTimer, "armTimer(\(deadline))"), (.discardBackend, "discardBackend"),
+        ]
+        for (f, n) in names where flags.contains(f) { parts.append(n) }
+        return "[" + parts.joined(separator: ", ") + "]"
+    }
+}
+
+/// The lifecycle of one client connection and its backend connection, as a pure state machine:
+/// events in, actions out, time passed in. The event loop owns the sockets and the bytes; this owns
+/// every decision about connecting, retrying, half-close, timeouts and closing.
+///
+///     connecting --connected--> forwarding --both directions ended--> closed
+///         |  \--failed, retries left--> connecting (next backend)
+///         \--failed, none left / no backend--> lingering (502 sent) --client done or timeout--> closed
+///     forwarding --one direction ended--> half-closed (fin timeout armed)
+///     any --reset or error--> closed (abort)
+public struct PairLifecycle: Equatable, Sendable {
+    public enum Phase: UInt8, Sendable {
+        case connecting
+        case forwarding
+        /// An error response was sent; waiting for the client to finish sending so the close is clean.
+        case lingering
+        case closed
+    }
+
+    public private(set) var phase: Phase = .connecting
+    /// Connect attempts made so far (the first plus retries).
+    public private(set) var attempts: UInt8 = 0
+    /// Client-to-backend bytes have all been delivered and the backend told (shutdown).
+    public private(set) var upstreamEnded = false
+    /// Backend-to-client likewise.
+    public private(set) var downstreamEnded = false
+    /// When the first direction ended (0 while both flow).
+    public private(set) var halfClosedAt: UInt64 = 0
+
+    public init() {}
+
+    public var isHalfClosed: Bool { upstreamEnded != downstreamEnded }
+
+    /// A client was accepted: find it a backend.
+    public mutating func accepted(now: UInt64, settings: PairSettings) -> PairActions {
+        attempts = 1
+        return PairActions([.connect, .armTimer], deadline: now &+ settings.connectTimeout)
+    }
+
+    /// The current backend's connect completed.
+    public mutating func connected(now: UInt64, settings: PairSettings) -> PairActions {
+        guard phase == .connecting else { return PairActions() }
+        phase = .forwarding
+        return PairActions([.startForwarding, .armTimer], deadline: now &+ settings.idleTimeout)
+    }
+
+    /// The current backend refused, reset or did not answer in time.
+    public mutating func connectFailed(_ failure: ConnectFailure, now: UInt64, settings: PairSettings) -> PairActions {
+        guard phase == .connecting else { return PairActions() }
+        var actions = PairActions([.markBackendFailed, .discardBackend], failure: failure)
+        if Int(attempts) <= settings.retries {
+            attempts += 1
+            actions.flags.formUnion([.connect, .armTimer])
+            actions.deadline = now &+ settings.connectTimeout
+            return actions
+        }
+        let end = noBackend(now: now, settings: settings)
+        actions.flags.formUnion(end.flags)
+        actions.deadline = end.deadline
+        return actions
+    }
+
+    /// No backend can be tried (none available, retries spent, or a local failure such as fd exhaustion).
+    public mutating func noBackend(now: UInt64, settings: PairSettings) -> PairActions {
+        guard phase == .connecting else { return PairActions() }
+        switch settings.onNoBackend {
+        case .http502:
+            phase = .lingering
+            return PairActions([.sendBadGateway, .armTimer], deadline: now &+ settings.lingerTimeout)
+        case .close:
+            phase = .closed
+            return PairActions(.close)
+        }
+    }
+
+    /// One direction finished: its source sent EOF, every byte was delivered, and the destination
+    /// was shut for writing. `upstream` is client-to-backend.
+    public mutating func directionEnded(upstream: Bool, now: UInt64, settings: PairSettings) -> PairActions {
+        switch phase {
+        case .lingering:
+            // The client finished sending after our error response: close cleanly now.
+            if upstream { phase = .closed; return PairActions(.close) }
+            return PairActions()
+        case .closed, .connecting:
+            return PairActions()
+        case .forwarding:
+            if upstream { upstreamEnded = true } else { downstreamEnded = true }
+            if upstreamEnded && downstreamEnded {
+                phase = .closed
+                return PairActions(.close)
+            }
+            if halfClosedAt == 0 { halfClosedAt = max(now, 1) }
+            return PairActions(.armTimer, deadline: now &+ min(settings.finTimeout, settings.idleTimeout))
+        }
+    }
+
+    /// A reset or error on either side.
+    public mutating func failed() -> PairActions {
+        if phase == .closed { return PairActions() }
+        phase = .closed
+        return PairActions(.abort)
+    }
+
+    /// The pair's timer fired. `lastActivity` is when bytes last moved either way; `clientWaiting` is
+    /// true when the last bytes moved were the client's, delivered to the backend, with no answer since.
+    public mutating func timerFired(now: UInt64, lastActivity: UInt64, clientWaiting: Bool, settings: PairSettings) -> PairActions {
+        switch phase {
+        case .connecting:
+            return connectFailed(.timeout, now: now, settings: settings)
+        case .lingering:
+            phase = .closed
+            return PairActions(.close)
+        case .closed:
+            return PairActions()
+        case .forwarding:
+            let idleDeadline = lastActivity &+ settings.idleTimeout
+            var deadline = idleDeadline
+            if halfClosedAt != 0 { deadline = min(deadline, halfClosedAt &+ settings.finTimeout) }
+            if now < deadline { return PairActions(.armTimer, deadline: deadline) }
+            phase = .closed
+            var actions = PairActions(.close)
+            if now >= idleDeadline && clientWaiting { actions.flags.insert(.reportSilentBackend) }
+            return actions
+        }
+    }
+
+    /// Shutdown's drain deadline passed: close whatever is left.
+    public mutating func drainExpired() -> PairActions {
+        if phase == .closed { return PairActions() }
+        phase = .closed
+        return PairActions(.close)
+    }
+}

@@ -1,0 +1,268 @@
+import Glibc
+
+/// The data path: per event, read from one side and write straight on to the other through the
+/// worker's scratch buffer. Only a short write's leftover is kept (in a pooled buffer), and while a
+/// direction holds leftovers its source is not read: that is the backpressure, and it costs no syscall.
+extension Worker {
+    private static let readableEvents: UInt32 = EpollEvents.input | EpollEvents.readHangup | EpollEvents.hangup | EpollEvents.error
+    private static let hangupEvents: UInt32 = EpollEvents.readHangup | EpollEvents.hangup
+
+    mutating func handlePairEvent(index: Int32, generation: UInt32, events: UInt32, fromBackend: Bool) {
+        guard Int(index) < pairCapacity else { return }
+        let p = pairs + Int(index)
+        guard p.pointee.inUse, p.pointee.generation == generation else { return }  // stale: slot reused
+        let readable = events & Self.readableEvents != 0
+        let hangup = events & Self.hangupEvents != 0
+
+        switch p.pointee.lifecycle.phase {
+        case .connecting:
+            if fromBackend {
+                if events & (EpollEvents.error | EpollEvents.hangup) != 0 {
+                    // Only the failure path asks why: EPOLLERR alone already says the connect failed.
+                    let err = (try? Sys.socketError(p.pointee.backendFD)) ?? ECONNREFUSED
+                    let failure = ConnectFailure(errno: err == 0 ? ECONNREFUSED : err)
+                    execute(p, p.pointee.lifecycle.connectFailed(failure, now: now, settings: settings.pair))
+                } else if events & EpollEvents.output != 0 {
+                    if readable { p.pointee.down.readable = true }
+                    if hangup { p.pointee.down.sourceHup = true }
+                    execute(p, p.pointee.lifecycle.connected(now: now, settings: settings.pair))
+                }
+            } else {
+                // The client's bytes wait in its socket until a backend accepts (no copy, no buffer).
+                if events & EpollEvents.error != 0 {
+                    execute(p, p.pointee.lifecycle.failed())
+                    return
+                }
+                if readable { p.pointee.up.readable = true }
+                if hangup { p.pointee.up.sourceHup = true }
+            }
+
+        case .forwarding:
+            // Output first: draining a full destination may let its source be read in the same pass.
+            if fromBackend {
+                if events & EpollEvents.output != 0 && p.pointee.up.hasPending {
+                    guard flush(p, upstream: true) else { return }
+                }
+                if readable {
+                    p.pointee.down.readable = true
+                    if hangup { p.pointee.down.sourceHup = true }
+                    _ = pump(p, upstream: false)
+                }
+            } else {
+                if events & EpollEvents.output != 0 && p.pointee.down.hasPending {
+                    guard flush(p, upstream: false) else { return }
+                }
+                if readable {
+                    p.pointee.up.readable = true
+                    if hangup { p.pointee.up.sourceHup = true }
+                    _ = pump(p, upstream: true)
+                }
+            }
+
+        case .lingering:
+            if !fromBackend && readable { _ = discardClientInput(p) }
+
+        case .closed:
+            break
+        }
+    }
+
+    @inline(__always)
+    private func direction(_ p: UnsafeMutablePointer<ConnectionPair>, upstream: Bool) -> UnsafeMutablePointer<Direction> {
+        upstream ? p.pointer(to: \.up)! : p.pointer(to: \.down)!
+    }
+
+    /// Moves bytes from a direction's source to its destination until the source is drained, the
+    /// destination is full, or the stream ends. Returns false when the pair was closed.
+    mutating func pump(_ p: UnsafeMutablePointer<ConnectionPair>, upstream: Bool) -> Bool {
+        let d = direction(p, upstream: upstream)
+        if d.pointee.hasPending || d.pointee.sourceEOF { return true }
+        let src = upstream ? p.pointee.clientFD : p.pointee.backendFD
+        let dst = upstream ? p.pointee.backendFD : p.pointee.clientFD
+        let size = settings.bufferSize
+        while true {
+            if d.pointee.pipeRead >= 0 { return spliceStream(p, d, src: src, dst: dst, upstream: upstream) }
+            let n: Int
+            do {
+                switch try Sys.read(src, scratch, size) {
+                case .wouldBlock:
+                    d.pointee.readable = false
+                    d.pointee.fullReads = 0
+                    return true
+                case .done(let count): n = count
+                }
+            } catch {
+                return execute(p, p.pointee.lifecycle.failed())
+            }
+            if n == 0 {
+                d.pointee.sourceEOF = true
+                d.pointee.readable = false
+                return endDirectionIfDrained(p, upstream: upstream)
+            }
+            noteTraffic(p, upstream: upstream, bytes: n)
+            let written: Int
+            do {
+                switch try Sys.write(dst, scratch, n) {
+                case .wouldBlock: written = 0
+                case .done(let w): written = w
+                }
+            } catch {
+                return execute(p, p.pointee.lifecycle.failed())
+            }
+            if written < n {
+                keep(d, scratch + written, n - written)
+                return true
+            }
+            if n < size {
+                // A short read drained the socket; with edge triggering the next byte brings a new event.
+                // After a hang-up there is no next event: read on until EOF.
+                d.pointee.fullReads = 0
+                if !d.pointee.sourceHup {
+                    d.pointee.readable = false
+                    return true
+                }
+            } else if settings.splice {
+                d.pointee.fullReads &+= 1
+                if d.pointee.fullReads >= settings.spliceAfterFullReads, let pipe = pipes.take() {
+                    d.pointee.pipeRead = pipe.read
+                    d.pointee.pipeWrite = pipe.write
+                }
+            }
+        }
+    }
+
+    /// Bulk streams: bytes go source → pipe → destination inside the kernel, in larger chunks, without
+    /// a copy through user space. The pipe goes back to the pool as soon as it is empty and the source
+    /// has paused, so idle pairs hold none.
+    private mutating func spliceStream(
+        _ p: UnsafeMutablePointer<ConnectionPair>, _ d: UnsafeMutablePointer<Direction>, src: Int32, dst: Int32, upstream: Bool
+    ) -> Bool {
+        let chunk = settings.spliceChunk
+        while true {
+            let n: Int
+            do {
+                switch try Sys.splice(from: src, to: d.pointee.pipeWrite, count: chunk) {
+                case .wouldBlock:
+                    d.pointee.readable = false
+                    returnPipe(d)
+                    return true
+                case .done(let count): n = count
+                }
+            } catch {
+                return execute(p, p.pointee.lifecycle.failed())
+            }
+            if n == 0 {
+                d.pointee.sourceEOF = true
+                d.pointee.readable = false
+                returnPipe(d)
+                return endDirectionIfDrained(p, upstream: upstream)
+            }
+            noteTraffic(p, upstream: upstream, bytes: n)
+            d.pointee.piped += Int32(n)
+            guard drainPipe(p, d, dst: dst) else { return false }
+            if d.pointee.piped > 0 { return true }  // destination full: wait for its EPOLLOUT
+            if n < chunk && !d.pointee.sourceHup {
+                d.pointee.readable = false
+                returnPipe(d)
+                return true
+            }
+        }
+    }
+
+    /// pipe → destination. Returns false when the pair was closed.
+    private mutating func drainPipe(_ p: UnsafeMutablePointer<ConnectionPair>, _ d: UnsafeMutablePointer<Direction>, dst: Int32) -> Bool {
+        while d.pointee.piped > 0 {
+            do {
+                switch try Sys.splice(from: d.pointee.pipeRead, to: dst, count: Int(d.pointee.piped)) {
+                case .wouldBlock: return true
+                case .done(let w):
+                    if w == 0 { return true }
+                    d.pointee.piped -= Int32(w)
+                }
+            } catch {
+                return execute(p, p.pointee.lifecycle.failed())
+            }
+        }
+        return true
+    }
+
+    private mutating func returnPipe(_ d: UnsafeMutablePointer<Direction>) {
+        guard d.pointee.pipeRead >= 0, d.pointee.piped == 0 else { return }
+        pipes.give((d.pointee.pipeRead, d.pointee.pipeWrite), empty: true)
+        d.pointee.pipeRead = -1
+        d.pointee.pipeWrite = -1
+        d.pointee.fullReads = 0
+    }
+
+    @inline(__always)
+    private mutating func noteTraffic(_ p: UnsafeMutablePointer<ConnectionPair>, upstream: Bool, bytes: Int) {
+        p.pointee.lastActivity = now
+        if upstream {
+            p.pointee.bytesUp &+= bytes
+            p.pointee.clientWaiting = true
+        } else {
+            if p.pointee.clientWaiting || p.pointee.bytesDown == 0 { backendAnswered(p.pointee.backend) }
+            p.pointee.bytesDown &+= bytes
+            p.pointee.clientWaiting = false
+        }
+    }
+
+    /// Copies a short write's leftover into a pooled buffer (the direction holds none at this point).
+    @inline(__always)
+    private mutating func keep(_ d: UnsafeMutablePointer<Direction>, _ bytes: UnsafeMutableRawPointer, _ count: Int) {
+        let buffer = d.pointee.buffer ?? buffers.take()
+        buffer.copyMemory(from: bytes, byteCount: count)
+        d.pointee.buffer = buffer
+        d.pointee.start = 0
+        d.pointee.end = Int32(count)
+    }
+
+    /// The destination became writable: deliver what is kept, then go back to reading the source.
+    mutating func flush(_ p: UnsafeMutablePointer<ConnectionPair>, upstream: Bool) -> Bool {
+        let d = direction(p, upstream: upstream)
+        let dst = upstream ? p.pointee.backendFD : p.pointee.clientFD
+        if d.pointee.end > d.pointee.start, let buffer = d.pointee.buffer {
+            let count = Int(d.pointee.end - d.pointee.start)
+            do {
+                switch try Sys.write(dst, buffer + Int(d.pointee.start), count) {
+                case .wouldBlock: return true
+                case .done(let w):
+                    d.pointee.start += Int32(w)
+                    if w < count { return true }
+                }
+            } catch {
+                return execute(p, p.pointee.lifecycle.failed())
+            }
+            buffers.give(buffer)
+            d.pointee.buffer = nil
+            d.pointee.start = 0
+            d.pointee.end = 0
+        }
+        if d.pointee.piped > 0 {
+            guard drainPipe(p, d, dst: dst) else { return false }
+            if d.pointee.piped > 0 { return true }
+        }
+        if d.pointee.sourceEOF {
+            returnPipe(d)
+            return endDirectionIfDrained(p, upstream: upstream)
+        }
+        if d.pointee.readable || d.pointee.sourceHup || d.pointee.pipeRead >= 0 {
+            return pump(p, upstream: upstream)
+        }
+        return true
+    }
+
+    /// EOF read and every byte delivered: tell the destination (shutdown) and the lifecycle.
+    private mutating func endDirectionIfDrained(_ p: UnsafeMutablePointer<ConnectionPair>, upstream: Bool) -> Bool {
+        let d = direction(p, upstream: upstream)
+        guard d.pointee.sourceEOF, !d.pointee.hasPending, !d.pointee.shutdownSent else { return true }
+        d.pointee.shutdownSent = true
+        let otherEnded = upstream ? p.pointee.down.shutdownSent : p.pointee.up.shutdownSent
+        if !otherEnded {
+            // When the other direction has ended too the pair closes now: close says it all.
+            let dst = upstream ? p.pointee.backendFD : p.pointee.clientFD
+            do { try Sys.shutdownWrite(dst) } catch { return execute(p, p.pointee.lifecycle.failed()) }
+        }
+        return execute(p, p.pointee.lifecycle.directionEnded(upstream: upstream, now: now, settings: settings.pair))
+    }
+}

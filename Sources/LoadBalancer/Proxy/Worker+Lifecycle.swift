@@ -1,0 +1,174 @@
+import Glibc
+
+extension Worker {
+    /// Carries out a lifecycle decision. Returns false when the pair is gone.
+    @discardableResult
+    mutating func execute(_ p: UnsafeMutablePointer<ConnectionPair>, _ actions: PairActions) -> Bool {
+        let flags = actions.flags
+        if flags.isEmpty { return true }
+        if flags.contains(.markBackendFailed) { backendFailed(p.pointee.backend, actions.failure) }
+        if flags.contains(.reportSilentBackend) { backendSilent(p.pointee.backend) }
+        if flags.contains(.discardBackend) { detachBackend(p, reset: true) }
+        if flags.contains(.abort) {
+            closePair(p, reset: true)
+            return false
+        }
+        if flags.contains(.close) {
+            closePair(p, reset: false)
+            return false
+        }
+        if flags.contains(.armTimer) { timers.schedule(Int32(p - pairs), at: actions.deadline) }
+        if flags.contains(.sendBadGateway) { return sendBadGateway(p) }
+        if flags.contains(.connect) { return connectNext(p) }
+        if flags.contains(.startForwarding) {
+            // Bytes the client sent while we connected are still in its socket: read them now.
+            if p.pointee.up.readable || p.pointee.up.sourceHup {
+                guard pump(p, upstream: true) else { return false }
+            }
+            if p.pointee.down.readable || p.pointee.down.sourceHup {
+                return pump(p, upstream: false)
+            }
+        }
+        return true
+    }
+
+    /// Picks a backend and starts a non-blocking connect to it.
+    private mutating func connectNext(_ p: UnsafeMutablePointer<ConnectionPair>) -> Bool {
+        guard let id = view.pick(from: pool) else {
+            return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: settings.pair))
+        }
+        let address = pool.table.addresses[Int(id)]
+        let fd: Int32
+        do {
+            fd = try Sys.socket(family: address.family)
+        } catch {
+            // Our own failure (fd exhaustion), not the backend's: do not mark it.
+            return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: settings.pair))
+        }
+        _ = try? Sys.setNoDelay(fd)
+        p.pointee.backendFD = fd
+        p.pointee.backend = id
+        pool.table.activeConnections[Int(id)].add(1, ordering: .relaxed)
+        pool.table.totalConnections[Int(id)].add(1, ordering: .relaxed)
+        let result: Sys.ConnectResult
+        do {
+            result = try Sys.connect(fd, to: address)
+        } catch {
+            return execute(p, p.pointee.lifecycle.connectFailed(ConnectFailure(errno: error.errno), now: now, settings: settings.pair))
+        }
+        do {
+            let tag = EventTag.make(EventTag.backend, index: Int32(p - pairs), generation: p.pointee.generation)
+            try epoll.add(fd, events: Self.streamEvents, data: tag)
+        } catch {
+            return execute(p, p.pointee.lifecycle.connectFailed(.other, now: now, settings: settings.pair))
+        }
+        if result == .connected {
+            return execute(p, p.pointee.lifecycle.connected(now: now, settings: settings.pair))
+        }
+        return true
+    }
+
+    /// Closes the backend side of a pair (a failed attempt, or the pair's end).
+    mutating func detachBackend(_ p: UnsafeMutablePointer<ConnectionPair>, reset: Bool) {
+        let fd = p.pointee.backendFD
+        guard fd >= 0 else { return }
+        if reset { _ = try? Sys.setLingerReset(fd) }
+        Sys.close(fd)
+        let id = Int(p.pointee.backend)
+        pool.table.activeConnections[id].subtract(1, ordering: .relaxed)
+        if p.pointee.bytesUp > 0 { pool.table.bytesOut[id].add(p.pointee.bytesUp, ordering: .relaxed) }
+        if p.pointee.bytesDown > 0 { pool.table.bytesIn[id].add(p.pointee.bytesDown, ordering: .relaxed) }
+        p.pointee.backendFD = -1
+        p.pointee.backend = -1
+        p.pointee.down = Direction()
+    }
+
+    mutating func closePair(_ p: UnsafeMutablePointer<ConnectionPair>, reset: Bool) {
+        timers.cancel(Int32(p - pairs))
+        let up = p.pointee.bytesUp, down = p.pointee.bytesDown
+        if p.pointee.clientFD >= 0 {
+            if reset { _ = try? Sys.setLingerReset(p.pointee.clientFD) }
+            Sys.close(p.pointee.clientFD)
+            p.pointee.clientFD = -1
+        }
+        detachBackend(p, reset: reset)
+        release(&p.pointee.up)
+        release(&p.pointee.down)
+        activePairs -= 1
+        WorkerShared.bump(shared.activePairs, by: -1)
+        WorkerShared.bump(shared.closedPairs)
+        if up > 0 { WorkerShared.bump(shared.bytesUp, by: up) }
+        if down > 0 { WorkerShared.bump(shared.bytesDown, by: down) }
+        freePair(p)
+    }
+
+    mutating func release(_ d: inout Direction) {
+        if let b = d.buffer { buffers.give(b) }
+        if d.pipeRead >= 0 { pipes.give((d.pipeRead, d.pipeWrite), empty: d.piped == 0) }
+        d = Direction()
+    }
+
+    /// Writes the 502 response, shuts the client's write side, and lingers: the client's request may
+    /// still be unread, and closing on unread bytes would send a reset that can destroy the response.
+    private mutating func sendBadGateway(_ p: UnsafeMutablePointer<ConnectionPair>) -> Bool {
+        WorkerShared.bump(shared.badGateways)
+        let fd = p.pointee.clientFD
+        let ok: Bool = BadGateway.response.withUnsafeBytes { raw in
+            (try? Sys.write(fd, raw.baseAddress!, raw.count)) == .done(raw.count)
+        }
+        guard ok, (try? Sys.shutdownWrite(fd)) != nil else {
+            return execute(p, p.pointee.lifecycle.failed())
+        }
+        return discardClientInput(p)
+    }
+
+    /// In the lingering phase: read and drop what the client sends until it finishes.
+    mutating func discardClientInput(_ p: UnsafeMutablePointer<ConnectionPair>) -> Bool {
+        let fd = p.pointee.clientFD
+        while true {
+            let result: IOResult
+            do {
+                result = try Sys.read(fd, scratch, settings.bufferSize)
+            } catch {
+                return execute(p, p.pointee.lifecycle.failed())
+            }
+            switch result {
+            case .wouldBlock:
+                return true
+            case .done(0):
+                return execute(p, p.pointee.lifecycle.directionEnded(upstream: true, now: now, settings: settings.pair))
+            case .done:
+                continue
+            }
+        }
+    }
+
+    // MARK: health reports from traffic
+
+    private mutating func backendFailed(_ id: BackendID, _ failure: ConnectFailure) {
+        guard id >= 0 else { return }
+        pool.table.failedConnects[Int(id)].add(1, ordering: .relaxed)
+        WorkerShared.bump(shared.connectFailures)
+        let (transition, state) = pool.apply(.connectFailed(failure), to: id, rise: settings.rise, fall: settings.fall)
+        if transition == .wentDown {
+            log.log("backend \(pool.table.addresses[Int(id)]) down: \(failure) (\(state.failStreak)/\(settings.fall))")
+        }
+    }
+
+    private mutating func backendSilent(_ id: BackendID) {
+        guard id >= 0 else { return }
+        let (transition, state) = pool.apply(.silentTimeout, to: id, rise: settings.rise, fall: settings.fall)
+        if transition == .wentDown {
+            log.log("backend \(pool.table.addresses[Int(id)]) down: no answer before the idle timeout (\(state.failStreak)/\(settings.fall))")
+        }
+    }
+
+    /// The backend answered: clear a run of silent timeouts. Reads the health word first so the
+    /// common case (no streak) costs one relaxed load and no write to a shared line.
+    @inline(__always)
+    mutating func backendAnswered(_ id: BackendID) {
+        if pool.table.health[Int(id)].load(ordering: .relaxed) & 0xFF00 != 0 {
+            _ = pool.apply(.answered, to: id, rise: settings.rise, fall: settings.fall)
+        }
+    }
+}

@@ -1,0 +1,40 @@
+import Glibc
+import Synchronization
+
+/// Operator-facing log lines (start-up, backend state changes, fd exhaustion): kept in a bounded ring
+/// for the library API and tests, and echoed to stderr unless quiet. Rare by design: never per request.
+public final class EventLog: Sendable {
+    private let lines = Mutex<[String]>([])
+    private let capacity: Int
+    private let echo: Bool
+
+    public init(echoToStderr: Bool = true, capacity: Int = 4096) {
+        self.echo = echoToStderr
+        self.capacity = capacity
+    }
+
+    public func log(_ line: String) {
+        lines.withLock { l in
+            if l.count >= capacity { l.removeFirst(l.count / 2) }
+            l.append(line)
+        }
+        if echo { EventLog.writeStderr("lb: " + line) }
+    }
+
+    /// The lines kept so far, oldest first.
+    public var recent: [String] { lines.withLock { $0 } }
+
+    /// Writes one line to fd 2 (Swift 6: the `stderr` global is not concurrency-safe).
+    public static func writeStderr(_ line: String) {
+        var text = line
+        if !text.hasSuffix("\n") { text += "\n" }
+        text.withUTF8 { buf in
+            var offset = 0
+            while offset < buf.count {
+                let n = Glibc.write(2, buf.baseAddress! + offset, buf.count - offset)
+                if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
+                offset += n
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import LoadBalancer
+import Testing
+
+@Suite struct PairLifecycleTests {
+    var settings: PairSettings {
+        var c = Configuration()
+        c.connectTimeout = .seconds(1)
+        c.idleTimeout = .seconds(60)
+        c.finTimeout = .seconds(30)
+        c.retries = 2
+        return PairSettings(c)
+    }
+    let s: UInt64 = 1_000_000_000
+
+    @Test func happyPathWithHalfClose() {
+        var pair = PairLifecycle()
+        #expect(pair.accepted(now: 0, settings: settings) == PairActions([.connect, .armTimer], deadline: 1 * s))
+        #expect(pair.connected(now: s / 2, settings: settings) == PairActions([.startForwarding, .armTimer], deadline: s / 2 + 60 * s))
+        #expect(pair.phase == .forwarding)
+        // The client shuts its write side: the fin timeout (30s) bounds the rest.
+        #expect(pair.directionEnded(upstream: true, now: 2 * s, settings: settings) == PairActions(.armTimer, deadline: 32 * s))
+        #expect(pair.isHalfClosed)
+        // The other direction keeps flowing; when it ends too, the pair closes.
+        #expect(pair.directionEnded(upstream: false, now: 3 * s, settings: settings) == PairActions(.close))
+        #expect(pair.phase == .closed)
+    }
+
+    @Test func retriesThenBadGateway() {
+        var pair = PairLifecycle()
+        _ = pair.accepted(now: 0, settings: settings)
+        let first = pair.connectFailed(.refused, now: 10, settings: settings)
+        #expect(first == PairActions([.markBackendFailed, .discardBackend, .connect, .armTimer], deadline: 10 + s, failure: .refused))
+        let second = pair.connectFailed(.reset, now: 20, settings: settings)
+        #expect(second.contains(.connect) && second.failure == .reset)
+        let last = pair.connectFailed(.timeout, now: 30, settings: settings)
+        #expect(last == PairActions([.markBackendFailed, .discardBackend, .sendBadGateway, .armTimer], deadline: 30 + settings.lingerTimeout, failure: .timeout))
+        #expect(pair.attempts == 3)
+        #expect(pair.phase == .lingering)
+        // The client finishes sending: close cleanly.
+        #expect(pair.directionEnded(upstream: true, now: 40, settings: settings) == PairActions(.close))
+    }
+
+    @Test func noBackendCloseMode() {
+        var c = settings
+        c.onNoBackend = .close
+        var pair = PairLifecycle()
+        _ = pair.accepted(now: 0, settings: c)
+        #expect(pair.noBackend(now: 1, settings: c) == PairActions(.close))
+    }
+
+    @Test func connectTimeoutCountsAsFailure() {
+        var pair = PairLifecycle()
+        _ = pair.accepted(now: 0, settings: settings)
+        let actions = pair.timerFired(now: s, lastActivity: 0, clientWaiting: false, settings: settings)
+        #expect(actions.contains(.markBackendFailed) && actions.failure == .timeout && actions.contains(.connect))
+    }
+
+    @Test func idleTimeoutIsLazyAndReportsSilentBackend() {
+        var pair = PairLifecycle()
+        _ = pair.accepted(now: 0, settings: settings)
+        _ = pair.connected(now: 0, settings: settings)
+        // Traffic at 50s moved the idle deadline: the timer re-arms instead of closing.
+        #expect(pair.timerFired(now: 60 * s, lastActivity: 50 * s, clientWaiting: false, settings: settings) == PairActions(.armTimer, deadline: 110 * s))
+        // Idle, and the client's request was the last thing moved: the backend went silent.
+        #expect(pair.timerFired(now: 110 * s, lastActivity: 50 * s, clientWaiting: true, settings: settings) == PairActions([.close, .reportSilentBackend]))
+    }
+
+    @Test func idleWithoutWaitingClientBlamesNobody() {
+        var pair = PairLifecycle()
+        _ = pair.accepted(now: 0, settings: settings)
+        _ = pair.connected(now: 0, settings: settings)
+        #expect(pair.timerFired(now: 60 * s, lastActivity: 0, clientWaiting: false, settings: settings) == PairActions(.close))
+    }
+
+    @Test func finTimeoutClosesHalfClosedPair() {
+        var pair = PairLifecycle()
+        _ = pair.accepted(now: 0, settings: settings)
+        _ = pair.connected(now: 0, settings: settings)
+        _ = pair.directionEnded(upstream: false, now: 10 * s, settings: settings)
+        // Bytes still trickle upstream, but the fin timeout (30s after the half-close) wins.
+        #expect(pair.timerFired(now: 39 * s, lastActivity: 38 * s, clientWaiting: false, settings: settings) == PairActions(.armTimer, deadline: 40 * s))
+        #expect(pair.timerFired(now: 40 * s, lastActivity: 39 * s, clientWaiting: false, settings: settings) == PairActions(.close))
+    }
+
+    @Test func errorsAbortOnce() {
+        var pair = PairLifecycle()
+        _ = pair.accepted(now: 0, settings: settings)
+        _ = pair.connected(now: 0, settings: settings)
+        #expect(pair.failed() == PairActions(.abort))
+        #expect(pair.failed() == PairActions())
+        #expect(pair.timerFired(now: 100 * s, lastActivity: 0, clientWaiting: true, settings: settings) == PairActions())
+    }
+
+    @Test func lateConnectEventsAreIgnored() {
+        var pair = PairLifecycle()
+        _ = pair.accepted(now: 0, settings: settings)
+        _ = pair.connected(now: 0, settings: settings)
+        #expect(pair.connected(now: 1, settings: settings) == PairActions())
+        #expect(pair.connectFailed(.refused, now: 1, settings: settings) == PairActions())
+    }
+
+    @Test func badGatewayBytes() {
+        let text = String(decoding: BadGateway.response, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"))
+        #expect(text.contains("\r\nConnection: close\r\n"))
+        #expect(text.contains("\r\nContent-Length: \(BadGateway.body.utf8.count)\r\n"))
+        #expect(text.hasSuffix("\r\n\r\n" + BadGateway.body))
+    }
+}

@@ -33,7 +33,7 @@ import Testing
         let second = pair.connectFailed(.reset, now: 20, settings: settings)
         #expect(second.contains(.connect) && second.failure == .reset)
         let last = pair.connectFailed(.timeout, now: 30, settings: settings)
-        #expect(last == PairActions([.markBackendFailed, .discardBackend, .sendBadGateway, .armTimer], deadline: 30 + settings.lingerTimeout, failure: .timeout))
+        #expect(last == PairActions([.markBackendFailed, .discardBackend, .sendBadGateway, .lingerClient, .armTimer], deadline: 30 + settings.lingerTimeout, failure: .timeout))
         #expect(pair.attempts == 3)
         #expect(pair.phase == .lingering)
         // The client finishes sending: close cleanly.
@@ -45,7 +45,8 @@ import Testing
         c.onNoBackend = .close
         var pair = PairLifecycle()
         _ = pair.accepted(now: 0, settings: c)
-        #expect(pair.noBackend(now: 1, settings: c) == PairActions(.close))
+        #expect(pair.noBackend(now: 1, settings: c) == PairActions([.lingerClient, .armTimer], deadline: 1 + c.lingerTimeout))
+        #expect(pair.directionEnded(upstream: true, now: 2, settings: c) == PairActions(.close))
     }
 
     @Test func connectTimeoutCountsAsFailure() {

@@ -89,6 +89,7 @@ struct Worker: ~Copyable {
             }
             expireTimers()
             runProbeSchedule()
+            publishGauges()
             if !listenersRegistered && !draining && resumeListenersAt != 0 && now >= resumeListenersAt {
                 resumeListenersAt = 0
                 try? registerListeners()
@@ -96,7 +97,19 @@ struct Worker: ~Copyable {
             if draining && (activePairs == 0 || now >= drainDeadline) { running = false }
         }
         closeEverything()
+        publishGauges()
         shared.finished.store(true, ordering: .releasing)
+    }
+
+    /// Stores the buffer and pipe gauges when they changed (a relaxed load per iteration otherwise).
+    @inline(__always)
+    private func publishGauges() {
+        if shared.buffersInUse.load(ordering: .relaxed) != buffers.outstanding {
+            shared.buffersInUse.store(buffers.outstanding, ordering: .relaxed)
+        }
+        if shared.pipesInUse.load(ordering: .relaxed) != pipes.outstanding {
+            shared.pipesInUse.store(pipes.outstanding, ordering: .relaxed)
+        }
     }
 
     private func nextTimeout() -> Int32 {

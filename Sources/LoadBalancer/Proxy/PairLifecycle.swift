@@ -31,8 +31,11 @@ public struct PairActions: Equatable, Sendable, CustomStringConvertible {
         public static let reportSilentBackend = Flags(rawValue: 1 << 2)
         /// Start forwarding: flush what the client sent while we were connecting.
         public static let startForwarding = Flags(rawValue: 1 << 3)
-        /// Write `HTTP/1.1 502 Bad Gateway` to the client and shut its write side.
+        /// Write `HTTP/1.1 502 Bad Gateway` to the client.
         public static let sendBadGateway = Flags(rawValue: 1 << 4)
+        /// Shut the client's write side and read (and drop) what it still sends until it finishes or the
+        /// timer fires: closing on unread bytes would send a reset that can destroy what we wrote.
+        public static let lingerClient = Flags(rawValue: 1 << 9)
         /// Close both sides normally.
         public static let close = Flags(rawValue: 1 << 5)
         /// Close both sides with a reset: something broke, the peer must not take it for a clean end.
@@ -61,7 +64,7 @@ public struct PairActions: Equatable, Sendable, CustomStringConvertible {
             (.connect, "connect"), (.markBackendFailed, "markBackendFailed(\(failure))"),
             (.reportSilentBackend, "reportSilentBackend"), (.startForwarding, "startForwarding"),
             (.sendBadGateway, "sendBadGateway"), (.close, "close"), (.abort, "abort"),
-            (.armTimer, "armTimer(\(deadline))"), (.discardBackend, "discardBackend"),
+            (.armTimer, "armTimer(\(deadline))"), (.discardBackend, "discardBackend"), (.lingerClient, "lingerClient"),
         ]
         for (f, n) in names where flags.contains(f) { parts.append(n) }
         return "[" + parts.joined(separator: ", ") + "]"
@@ -74,7 +77,7 @@ public struct PairActions: Equatable, Sendable, CustomStringConvertible {
 ///
 ///     connecting --connected--> forwarding --both directions ended--> closed
 ///         |  \--failed, retries left--> connecting (next backend)
-///         \--failed, none left / no backend--> lingering (502 sent) --client done or timeout--> closed
+///         \--failed, none left / no backend--> lingering (502 sent, or not) --client done or timeout--> closed
 ///     forwarding --one direction ended--> half-closed (fin timeout armed)
 ///     any --reset or error--> closed (abort)
 public struct PairLifecycle: Equatable, Sendable {
@@ -132,13 +135,12 @@ public struct PairLifecycle: Equatable, Sendable {
     /// No backend can be tried (none available, retries spent, or a local failure such as fd exhaustion).
     public mutating func noBackend(now: UInt64, settings: PairSettings) -> PairActions {
         guard phase == .connecting else { return PairActions() }
+        phase = .lingering
         switch settings.onNoBackend {
         case .http502:
-            phase = .lingering
-            return PairActions([.sendBadGateway, .armTimer], deadline: now &+ settings.lingerTimeout)
+            return PairActions([.sendBadGateway, .lingerClient, .armTimer], deadline: now &+ settings.lingerTimeout)
         case .close:
-            phase = .closed
-            return PairActions(.close)
+            return PairActions([.lingerClient, .armTimer], deadline: now &+ settings.lingerTimeout)
         }
     }
 

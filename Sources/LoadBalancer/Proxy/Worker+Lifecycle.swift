@@ -18,7 +18,8 @@ extension Worker {
             return false
         }
         if flags.contains(.armTimer) { timers.schedule(Int32(p - pairs), at: actions.deadline) }
-        if flags.contains(.sendBadGateway) { return sendBadGateway(p) }
+        if flags.contains(.sendBadGateway) { WorkerShared.bump(shared.badGateways) }
+        if flags.contains(.lingerClient) { return endClient(p, badGateway: flags.contains(.sendBadGateway)) }
         if flags.contains(.connect) { return connectNext(p) }
         if flags.contains(.startForwarding) {
             // Bytes the client sent while we connected are still in its socket: read them now.
@@ -108,12 +109,12 @@ extension Worker {
         d = Direction()
     }
 
-    /// Writes the 502 response, shuts the client's write side, and lingers: the client's request may
-    /// still be unread, and closing on unread bytes would send a reset that can destroy the response.
-    private mutating func sendBadGateway(_ p: UnsafeMutablePointer<ConnectionPair>) -> Bool {
-        WorkerShared.bump(shared.badGateways)
+    /// Writes the 502 response (when asked), shuts the client's write side, and lingers: the client's
+    /// request may still be unread, and closing on unread bytes would send a reset that can destroy
+    /// the response.
+    private mutating func endClient(_ p: UnsafeMutablePointer<ConnectionPair>, badGateway: Bool) -> Bool {
         let fd = p.pointee.clientFD
-        let ok: Bool = BadGateway.response.withUnsafeBytes { raw in
+        let ok: Bool = !badGateway || BadGateway.response.withUnsafeBytes { raw in
             (try? Sys.write(fd, raw.baseAddress!, raw.count)) == .done(raw.count)
         }
         guard ok, (try? Sys.shutdownWrite(fd)) != nil else {

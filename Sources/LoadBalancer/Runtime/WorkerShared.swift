@@ -13,6 +13,9 @@ public struct WorkerCounters: Sendable, Equatable {
     public var acceptPauses = 0
     public var probesStarted = 0
     public var probesFailed = 0
+    /// Gauges: pooled buffers and pipes holding bytes in flight right now.
+    public var buffersInUse = 0
+    public var pipesInUse = 0
 
     public static func + (a: WorkerCounters, b: WorkerCounters) -> WorkerCounters {
         var s = a
@@ -20,6 +23,7 @@ public struct WorkerCounters: Sendable, Equatable {
         s.badGateways += b.badGateways; s.connectFailures += b.connectFailures
         s.bytesUp += b.bytesUp; s.bytesDown += b.bytesDown; s.acceptPauses += b.acceptPauses
         s.probesStarted += b.probesStarted; s.probesFailed += b.probesFailed
+        s.buffersInUse += b.buffersInUse; s.pipesInUse += b.pipesInUse
         return s
     }
 }
@@ -50,6 +54,8 @@ final class WorkerShared: Sendable {
     let acceptPauses = Atomic<Int>(0)
     let probesStarted = Atomic<Int>(0)
     let probesFailed = Atomic<Int>(0)
+    let buffersInUse = Atomic<Int>(0)
+    let pipesInUse = Atomic<Int>(0)
 
     init(index: Int) throws(SystemError) {
         self.index = index
@@ -83,6 +89,7 @@ final class WorkerShared: Sendable {
             closedPairs: closedPairs.load(ordering: .relaxed), badGateways: badGateways.load(ordering: .relaxed),
             connectFailures: connectFailures.load(ordering: .relaxed), bytesUp: bytesUp.load(ordering: .relaxed),
             bytesDown: bytesDown.load(ordering: .relaxed), acceptPauses: acceptPauses.load(ordering: .relaxed),
-            probesStarted: probesStarted.load(ordering: .relaxed), probesFailed: probesFailed.load(ordering: .relaxed))
+            probesStarted: probesStarted.load(ordering: .relaxed), probesFailed: probesFailed.load(ordering: .relaxed),
+            buffersInUse: buffersInUse.load(ordering: .relaxed), pipesInUse: pipesInUse.load(ordering: .relaxed))
     }
 }

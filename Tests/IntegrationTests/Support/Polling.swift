@@ -1,0 +1,57 @@
+import Glibc
+import LoadBalancer
+
+/// Polls `condition` until it holds or `timeout` passes: the tests' only way to wait. Returns whether
+/// it held, so the caller's `#expect` fails (instead of hanging) when it never does.
+func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) -> Bool {
+    let deadline = MonotonicClock.now() + timeout.nanoseconds
+    var delay: UInt32 = 500
+    while true {
+        if condition() { return true }
+        if MonotonicClock.now() >= deadline { return false }
+        usleep(delay)
+        delay = min(delay * 2, 20_000)
+    }
+}
+
+/// Starts `body` on its own thread; `join()` waits for it.
+final class TestThread: @unchecked Sendable {
+    // @unchecked: `thread` is written once before the handle is shared.
+    private var thread = pthread_t()
+
+    init(_ body: @escaping @Sendable () -> Void) {
+        final class Box: @unchecked Sendable {
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        let rc = pthread_create(&thread, nil, { raw in
+            Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
+            return nil
+        }, Unmanaged.passRetained(Box(body)).toOpaque())
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+    }
+
+    func join() { pthread_join(thread, nil) }
+}
+
+/// A seeded byte stream (SplitMix64), so failures reproduce.
+struct SeededBytes {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func bytes(_ count: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var i = 0
+        while i < count {
+            var v = next()
+            for _ in 0..<8 where i < count { out[i] = UInt8(truncatingIfNeeded: v); v >>= 8; i += 1 }
+        }
+        return out
+    }
+}

@@ -1,0 +1,185 @@
+import Glibc
+import LoadBalancer
+import Synchronization
+
+/// How a read loop ended.
+enum StreamEnd: Equatable { case eof, reset, timeout, limit }
+
+/// Blocking socket helpers for test clients and servers. Every socket gets send and receive timeouts,
+/// so a broken proxy fails a test instead of hanging it.
+enum TestSocket {
+    static func setTimeouts(_ fd: Int32, seconds: Int = 10) {
+        var tv = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// A blocking connected socket, or the connect's errno.
+    static func connect(_ address: SocketAddress, timeoutSeconds: Int = 10) -> Result<Int32, SystemError> {
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return .failure(SystemError(errno: errno, operation: "socket")) }
+        setTimeouts(fd, seconds: timeoutSeconds)
+        let rc = address.withSockaddr { Glibc.connect(fd, $0, $1) }
+        if rc != 0 {
+            let e = errno
+            close(fd)
+            return .failure(SystemError(errno: e, operation: "connect \(address)"))
+        }
+        return .success(fd)
+    }
+
+    @discardableResult
+    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                offset += n
+            }
+            return true
+        }
+    }
+
+    static func sendAll(_ fd: Int32, _ text: String) -> Bool { sendAll(fd, Array(text.utf8)) }
+
+    /// Reads until EOF, an error, a timeout or `limit` bytes.
+    static func readAll(_ fd: Int32, limit: Int = 1 << 30) -> (bytes: [UInt8], end: StreamEnd) {
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while out.count < limit {
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, min($0.count, limit - out.count), 0) }
+            if n > 0 { out += buf[0..<n]; continue }
+            if n == 0 { return (out, .eof) }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK { return (out, .timeout) }
+            return (out, .reset)
+        }
+        return (out, .limit)
+    }
+
+    /// Reads exactly `count` bytes, or returns what came before the stream ended.
+    static func read(_ fd: Int32, exactly count: Int) -> [UInt8] {
+        readAll(fd, limit: count).bytes
+    }
+
+    /// Reads until the bytes read end with `marker` (an HTTP header block, say).
+    static func read(_ fd: Int32, until marker: String) -> String {
+        var out: [UInt8] = []
+        var byte: UInt8 = 0
+        let m = Array(marker.utf8)
+        while !out.suffix(m.count).elementsEqual(m) {
+            let n = recv(fd, &byte, 1, 0)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            out.append(byte)
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func shutdownWrite(_ fd: Int32) { _ = shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Close with a reset (SO_LINGER 0): a crashed peer.
+    static func reset(_ fd: Int32) {
+        var l = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+        close(fd)
+    }
+
+    /// A loopback port with nothing listening (bound then closed; the kernel will refuse connects).
+    static func closedPort(v6: Bool = false) -> SocketAddress {
+        let address = SocketAddress(host: v6 ? "::1" : "127.0.0.1", port: 0)!
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue), 0)
+        _ = address.withSockaddr { bind(fd, $0, $1) }
+        var bound = SocketAddress()
+        _ = bound.withMutableSockaddr { getsockname(fd, $0, $1) }
+        close(fd)
+        return bound
+    }
+}
+
+/// A thread-per-connection blocking server on a loopback port 0, running `handler` for each connection.
+/// `stop()` unblocks everything and joins.
+final class TestServer: Sendable {
+    let address: SocketAddress
+    private let listenFD: Int32
+    private let connections = Mutex<Set<Int32>>([])
+    private let threads = Mutex<[TestThread]>([])
+    let accepted = Atomic<Int>(0)
+    private let stopped = Atomic<Bool>(false)
+
+    init(v6: Bool = false, handler: @escaping @Sendable (Int32) -> Void) {
+        var address = SocketAddress(host: v6 ? "::1" : "127.0.0.1", port: 0)!
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        precondition(address.withSockaddr { bind(fd, $0, $1) } == 0, "bind")
+        precondition(listen(fd, 512) == 0, "listen")
+        _ = address.withMutableSockaddr { getsockname(fd, $0, $1) }
+        self.address = address
+        listenFD = fd
+        let acceptThread = TestThread { [self] in
+            while true {
+                let c = accept(fd, nil, nil)
+                if c < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    return
+                }
+                if stopped.load(ordering: .acquiring) { close(c); return }
+                accepted.add(1, ordering: .relaxed)
+                TestSocket.setTimeouts(c, seconds: 30)
+                connections.withLock { _ = $0.insert(c) }
+                let t = TestThread { [self] in
+                    handler(c)
+                    connections.withLock { _ = $0.remove(c) }
+                    close(c)
+                }
+                threads.withLock { $0.append(t) }
+            }
+        }
+        threads.withLock { $0.append(acceptThread) }
+    }
+
+    var port: UInt16 { address.port }
+
+    func stop() {
+        if stopped.exchange(true, ordering: .acquiringAndReleasing) { return }
+        shutdown(listenFD, Int32(SHUT_RDWR))
+        connections.withLock { for c in $0 { shutdown(c, Int32(SHUT_RDWR)) } }
+        while let batch = Optional(threads.withLock { t -> [TestThread] in let all = t; t.removeAll(); return all }), !batch.isEmpty {
+            for t in batch { t.join() }
+        }
+        close(listenFD)
+    }
+
+    deinit { stop() }
+
+    // MARK: handlers
+
+    /// Returns every byte; on EOF, shuts its write side (half-close aware).
+    static let echo: @Sendable (Int32) -> Void = { fd in
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            if !TestSocket.sendAll(fd, Array(buf[0..<n])) { return }
+        }
+        TestSocket.shutdownWrite(fd)
+        _ = TestSocket.readAll(fd)
+    }
+
+    /// Answers each HTTP request (no body) with 200 and `X-Backend: <port>`, keep-alive.
+    static func http(port: UInt16) -> @Sendable (Int32) -> Void {
+        { fd in
+            while true {
+                let head = TestSocket.read(fd, until: "\r\n\r\n")
+                guard head.hasSuffix("\r\n\r\n") else { return }
+                let body = "backend \(port)\n"
+                let close = head.lowercased().contains("connection: close")
+                let response = "HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\nX-Backend: \(port)\r\n"
+                    + (close ? "Connection: close\r\n" : "") + "\r\n" + body
+                guard TestSocket.sendAll(fd, response), !close else { return }
+            }
+        }
+    }
+}

@@ -97,7 +97,7 @@ final class ThreadBody: @unchecked Sendable {
     init(_ body: @escaping () -> Void) { self.body = body }
 }
 
-func spawnThread(_ body: @escaping () -> Void) -> pthread_t {
+package func spawnThread(_ body: @escaping () -> Void) -> pthread_t {
     let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
     var handle = pthread_t()
     let rc = pthread_create(&handle, nil, { raw in

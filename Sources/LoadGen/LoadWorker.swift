@@ -328,7 +328,12 @@ final class LoadWorker: @unchecked Sendable {
             // Echo reads while it still sends: a large payload would otherwise fill both directions.
             if slots[id].phase == .sending && config.mode != .echo { return }
         }
-        receive(id)
+        // Read only when epoll said so. Edge-triggered, every readable edge is read until EAGAIN or the
+        // end of the response, so nothing is missed; reading straight after a send would almost always
+        // be a wasted EAGAIN syscall per request.
+        if events & (EpollEvents.input | EpollEvents.error | EpollEvents.hangup | EpollEvents.readHangup) != 0 {
+            receive(id)
+        }
     }
 
     private func receive(_ id: Int) {

@@ -1,0 +1,140 @@
+import LoadBalancer
+
+/// What `loadgen`'s arguments ask for.
+public enum LoadGenCommand: Sendable {
+    case run(LoadConfiguration, json: Bool, allowErrors: Bool)
+    case help
+}
+
+/// `loadgen`'s command line, parsed and validated without touching the system. A refusal is a
+/// `ConfigError` naming the flag and the value: `-c 0: must be between 1 and 100000`.
+public enum LoadGenCommandLine {
+    public static let usage = """
+    usage: loadgen [flags] TARGET
+      TARGET                  http://HOST:PORT/PATH, HOST:PORT or [V6]:PORT (numeric host or localhost)
+      -n N                    total requests (default 1, or unbounded with --duration)
+      -c N                    concurrent connections (default 1)
+      --duration DUR          run for this long (with -n: whichever ends first)
+      --threads T             worker threads, one epoll each (default: CPU count)
+      --mode MODE             http (GET, default), echo (send --size random bytes, expect them back),
+                              connect (connect and close: the connection rate)
+      --keepalive             reuse connections (like wrk; default: one per request, like ab)
+      --size BYTES            echo payload per request (default 1024; 16k, 1m accepted)
+      --rate R                open loop: start R requests/s in total; latency counts from the
+                              scheduled start, so a stalled server shows (no coordinated omission)
+      --timeout DUR           bound on one request, connect included (default 5s)
+      --json                  print the report as one JSON object
+      --allow-errors          exit 0 even when requests failed
+      --help
+    Durations take ms, s, m, h (250ms, 2s, 1m). Exit status: 0 all requests succeeded, 1 some failed,
+    2 bad arguments.
+    """
+
+    public static func parse(_ arguments: [String]) -> Result<LoadGenCommand, ConfigError> {
+        do throws(ConfigError) {
+            return .success(try parseThrowing(arguments))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    static func parseThrowing(_ arguments: [String]) throws(ConfigError) -> LoadGenCommand {
+        var target: LoadTarget?
+        var requests: Int?
+        var duration: Duration?
+        var concurrency = 1
+        var threads: Int?
+        var mode = LoadMode.http
+        var keepAlive = false
+        var size: Int?
+        var rate: Double?
+        var timeout: Duration = .seconds(5)
+        var json = false
+        var allowErrors = false
+
+        var i = 0
+        func value(_ flag: String, _ inline: String?) throws(ConfigError) -> String {
+            if let inline { return inline }
+            i += 1
+            guard i < arguments.count else { throw ConfigError(flag: flag, value: nil, reason: "needs a value") }
+            return arguments[i]
+        }
+        func check<T>(_ flag: String, _ text: String, _ result: Result<T, ParseFailure>) throws(ConfigError) -> T {
+            switch result {
+            case .success(let v): return v
+            case .failure(let f): throw ConfigError(flag: flag, value: text, reason: f.reason)
+            }
+        }
+        func positive(_ flag: String, _ text: String) throws(ConfigError) -> Duration {
+            let d = try check(flag, text, ValueParsers.duration(text))
+            guard d > .zero else { throw ConfigError(flag: flag, value: text, reason: "must be more than zero") }
+            return d
+        }
+
+        while i < arguments.count {
+            var flag = arguments[i]
+            var inline: String?
+            if flag.hasPrefix("--"), let eq = flag.firstIndex(of: "=") {
+                inline = String(flag[flag.index(after: eq)...])
+                flag = String(flag[..<eq])
+            }
+            switch flag {
+            case "--help", "-h":
+                return .help
+            case "-n", "--requests":
+                let v = try value(flag, inline); requests = try check(flag, v, ValueParsers.integer(v, in: 1...1_000_000_000))
+            case "-c", "--concurrency":
+                let v = try value(flag, inline); concurrency = try check(flag, v, ValueParsers.integer(v, in: 1...100_000))
+            case "--duration":
+                let v = try value(flag, inline); duration = try positive(flag, v)
+            case "--threads":
+                let v = try value(flag, inline); threads = try check(flag, v, ValueParsers.integer(v, in: 1...256))
+            case "--mode":
+                let v = try value(flag, inline)
+                guard let m = LoadMode(rawValue: v) else {
+                    throw ConfigError(flag: flag, value: v, reason: "expected http, echo or connect")
+                }
+                mode = m
+            case "--keepalive", "-k":
+                keepAlive = true
+            case "--size":
+                let v = try value(flag, inline); size = try check(flag, v, ValueParsers.byteSize(v, in: 1...(64 * 1024 * 1024)))
+            case "--rate":
+                let v = try value(flag, inline)
+                guard let r = Double(v), r.isFinite, r > 0, r <= 10_000_000 else {
+                    throw ConfigError(flag: flag, value: v, reason: "expected requests per second, more than 0")
+                }
+                rate = r
+            case "--timeout":
+                let v = try value(flag, inline); timeout = try positive(flag, v)
+            case "--json":
+                json = true
+            case "--allow-errors":
+                allowErrors = true
+            default:
+                if flag.hasPrefix("-") { throw ConfigError(flag: flag, value: nil, reason: "unknown flag (see --help)") }
+                guard target == nil else { throw ConfigError(flag: flag, value: nil, reason: "only one target") }
+                target = try check("target", flag, LoadTarget.parse(flag))
+            }
+            i += 1
+        }
+
+        guard let target else { throw ConfigError(flag: "target", value: nil, reason: "missing (see --help)") }
+        if size != nil && mode != .echo { throw ConfigError(flag: "--size", value: nil, reason: "only applies with --mode echo") }
+        if keepAlive && mode == .connect {
+            throw ConfigError(flag: "--keepalive", value: nil, reason: "does not apply to --mode connect")
+        }
+        var config = LoadConfiguration(target: target)
+        config.mode = mode
+        config.requests = requests ?? (duration == nil ? 1 : nil)
+        config.duration = duration
+        config.concurrency = concurrency
+        if let threads { config.threads = threads }
+        config.threads = min(config.threads, concurrency)
+        config.keepAlive = keepAlive
+        if let size { config.size = size }
+        config.rate = rate
+        config.timeout = timeout
+        return .run(config, json: json, allowErrors: allowErrors)
+    }
+}

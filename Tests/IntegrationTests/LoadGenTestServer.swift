@@ -1,0 +1,134 @@
+import CShim
+import Glibc
+import LoadBalancer
+import LoadGen
+import Synchronization
+
+/// A tiny blocking server on 127.0.0.1, port 0, for LoadGen tests: one accept thread (poll on the
+/// listener and a wake-up eventfd) and one thread per connection running `handler` on a blocking fd.
+/// Handlers return when the client closes, so nothing outlives the load generator's run for long.
+final class LoadGenTestServer: Sendable {
+    let listener: Int32
+    let wake: Int32
+    let port: UInt16
+    let accepted = Atomic<Int>(0)
+    nonisolated(unsafe) var acceptThread: pthread_t = 0  // written once in init, read in stop()
+
+    init(_ handler: @escaping @Sendable (Int32) -> Void) throws {
+        listener = try Sockets.listen(on: SocketAddress(ipv4: (127, 0, 0, 1), port: 0), backlog: 1024, reusePort: false)
+        port = try Sys.localAddress(of: listener).port
+        wake = try Sys.eventFD()
+        let listener = self.listener, wake = self.wake
+        acceptThread = spawnThread { [self] in
+            var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
+            while true {
+                _ = poll(&fds, 2, -1)
+                if fds[1].revents != 0 { return }
+                while case .done(let fd)? = try? Sys.accept(listener, peer: nil) {
+                    let conn = Int32(fd)
+                    _ = fcntl(conn, F_SETFL, fcntl(conn, F_GETFL) & ~O_NONBLOCK)
+                    accepted.wrappingAdd(1, ordering: .relaxed)
+                    pthread_detach(spawnThread {
+                        handler(conn)
+                        close(conn)
+                    })
+                }
+            }
+        }
+    }
+
+    var target: LoadTarget { LoadTarget(address: SocketAddress(ipv4: (127, 0, 0, 1), port: port), path: "/t") }
+
+    func stop() {
+        Sys.signalEventFD(wake)
+        pthread_join(acceptThread, nil)
+        close(listener)
+        close(wake)
+    }
+
+    /// Runs `body` with a server and always stops it.
+    static func with<R>(_ handler: @escaping @Sendable (Int32) -> Void, _ body: (LoadGenTestServer) throws -> R) throws -> R {
+        let server = try LoadGenTestServer(handler)
+        defer { server.stop() }
+        return try body(server)
+    }
+
+    // MARK: handler pieces
+
+    /// Reads one request head; nil at EOF. Returns whether the client asked to close.
+    static func readRequest(_ fd: Int32) -> (close: Bool, text: String)? {
+        var bytes: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n <= 0 { return nil }
+            bytes += buf[0..<n]
+            if bytes.count >= 4, let _ = bytes.indices.dropLast(3).first(where: {
+                bytes[$0] == 13 && bytes[$0 + 1] == 10 && bytes[$0 + 2] == 13 && bytes[$0 + 3] == 10
+            }) {
+                let text = String(decoding: bytes, as: UTF8.self)
+                return (text.lowercased().contains("connection: close"), text)
+            }
+        }
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes[off...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return false }
+            off += n
+        }
+        return true
+    }
+
+    static func drain(_ fd: Int32) {
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while read(fd, &buf, buf.count) > 0 {}
+    }
+
+    /// An HTTP server answering `status` with `X-Backend` naming backends round robin (server-wide).
+    static func http(status: Int = 200, backends: [String] = ["b1"], chunked: Bool = false) -> @Sendable (Int32) -> Void {
+        let box = SendableBox()
+        return { fd in
+            while let request = readRequest(fd) {
+                let name = backends[box.value.wrappingAdd(1, ordering: .relaxed).oldValue % backends.count]
+                var head = "HTTP/1.1 \(status) X\r\nX-Backend: \(name)\r\n"
+                if request.close { head += "Connection: close\r\n" }
+                let body = chunked ? "4\r\nhell\r\n1;ext=1\r\no\r\n0\r\nTrailer: x\r\n\r\n" : "hello"
+                head += chunked ? "Transfer-Encoding: chunked\r\n\r\n" : "Content-Length: 5\r\n\r\n"
+                guard writeAll(fd, Array((head + body).utf8)), !request.close else { return }
+            }
+        }
+    }
+
+    static func echo(corrupt: Bool = false) -> @Sendable (Int32) -> Void {
+        { fd in
+            var buf = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = read(fd, &buf, buf.count)
+                if n <= 0 { return }
+                if corrupt { buf[0] ^= 0xFF }
+                guard writeAll(fd, Array(buf[0..<n])) else { return }
+            }
+        }
+    }
+
+    /// Promises 100 bytes, sends 5, closes.
+    static let closeEarly: @Sendable (Int32) -> Void = { fd in
+        if readRequest(fd) != nil { _ = writeAll(fd, Array("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort".utf8)) }
+    }
+
+    /// Reads the request and closes with a RST.
+    static let reset: @Sendable (Int32) -> Void = { fd in
+        if readRequest(fd) != nil { _ = try? Sys.setLingerReset(fd) }
+    }
+
+    /// Never answers; returns when the client gives up and closes.
+    static let hang: @Sendable (Int32) -> Void = { fd in drain(fd) }
+}
+
+/// Atomic is ~Copyable: a class box lets a @Sendable closure share one.
+final class SendableBox: Sendable {
+    let value = Atomic<Int>(0)
+}

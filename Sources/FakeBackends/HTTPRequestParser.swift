@@ -5,6 +5,13 @@ public struct HTTPRequestHead: Sendable, Equatable {
     /// HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 closes unless `keep-alive`.
     public var keepAlive: Bool
     public var contentLength: Int
+
+    public init(method: String, target: String, keepAlive: Bool, contentLength: Int) {
+        self.method = method
+        self.target = target
+        self.keepAlive = keepAlive
+        self.contentLength = contentLength
+    }
 }
 
 /// An incremental HTTP/1.x request parser: bytes go in as they arrive, complete requests (head and

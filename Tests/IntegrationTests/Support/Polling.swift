@@ -55,3 +55,6 @@ struct SeededBytes {
         return out
     }
 }
+
+/// Milliseconds since an arbitrary start, for measuring (never for synchronising).
+func monotonicMilliseconds() -> UInt64 { MonotonicClock.now() / 1_000_000 }

@@ -1,0 +1,228 @@
+import Glibc
+import LoadBalancer
+import Synchronization
+
+/// One backend's state as the control API reports it.
+public struct BackendStatus: Sendable {
+    public var address: SocketAddress
+    public var fault: FaultKind?
+    public var killed: Bool
+    public var counters: BackendCounters
+}
+
+/// A farm of fake backends served by a few epoll loops (`FarmConfiguration.loops` threads; backend `i`
+/// lives on loop `i % loops`). Tests start one in-process; the `fakebackends` executable wraps one.
+///
+/// Concurrency: each loop owns its listeners and connections. Control calls (kill, restart, setFault,
+/// stop) are queued to the owning loop and wake it through an eventfd; they return once the loop has
+/// done them (or after `commandTimeout`). Counters are read under each loop's lock.
+public final class FakeBackendFarm: Sendable {
+    /// A control call's bound: a loop answers in microseconds unless the machine is badly overloaded.
+    public static let commandTimeout: Duration = .seconds(10)
+
+    /// The bound addresses, in configuration order (ports resolved where 0 was asked).
+    public let addresses: [SocketAddress]
+    public let configuration: FarmConfiguration
+    private let loops: [FarmLoop]
+    private let index: [SocketAddress: Int]
+    /// What the loops were last told, per backend (global index). Writes: control callers, under the lock.
+    private let state: Mutex<[(fault: FaultKind?, killed: Bool)]>
+    /// Nil once stopped.
+    private let threads: Mutex<[pthread_t]?>
+
+    private init(addresses: [SocketAddress], configuration: FarmConfiguration, loops: [FarmLoop], plan: [FaultKind?]) {
+        self.addresses = addresses
+        self.configuration = configuration
+        self.loops = loops
+        var index: [SocketAddress: Int] = [:]
+        index.reserveCapacity(addresses.count)
+        for (i, a) in addresses.enumerated() { index[a] = i }
+        self.index = index
+        state = Mutex(plan.map { (fault: $0, killed: false) })
+        threads = Mutex([])
+    }
+
+    deinit { stop() }
+
+    /// Opens every listener (except `refuse` ones), then starts the loops. Throws, having closed whatever
+    /// it opened, when a listener cannot be opened (port in use, out of descriptors).
+    public static func start(_ config: FarmConfiguration) throws(SystemError) -> FakeBackendFarm {
+        precondition(config.loops >= 1, "a farm needs at least one loop")
+        let count = config.addresses.count
+        let loopCount = max(1, min(config.loops, max(count, 1)))
+        let plan = FaultPlan.choose(count: count, failRate: config.failRate, fault: config.fault, seed: config.seed)
+
+        var opened: [Int32] = []
+        opened.reserveCapacity(count)
+        var resolved: [SocketAddress] = []
+        resolved.reserveCapacity(count)
+        func closeOpened() { for fd in opened where fd >= 0 { Sys.close(fd) } }
+        do throws(SystemError) {
+            for (i, address) in config.addresses.enumerated() {
+                let fd = try Sockets.listen(on: address, backlog: FarmConfiguration.backlog, reusePort: false)
+                let bound: SocketAddress
+                do throws(SystemError) {
+                    bound = try Sys.localAddress(of: fd)
+                } catch {
+                    Sys.close(fd)
+                    throw error
+                }
+                resolved.append(bound)
+                if plan[i] == .refuse {
+                    // Bound only to learn (or check) the port; a refusing backend has no listener.
+                    Sys.close(fd)
+                    opened.append(-1)
+                } else {
+                    opened.append(fd)
+                }
+            }
+        } catch {
+            closeOpened()
+            throw error
+        }
+
+        let settings = LoopSettings(
+            mode: config.mode, delayNanos: config.delay.nanoseconds, flapNanos: max(config.flapPeriod.nanoseconds, 1_000_000),
+            dripNanos: config.dripInterval.nanoseconds, seed: config.seed)
+        var loops: [FarmLoop] = []
+        do throws(SystemError) {
+            for l in 0..<loopCount {
+                let setup = stride(from: l, to: count, by: loopCount).map { i in
+                    LoopBackendSetup(address: resolved[i], listenerFD: opened[i], fault: plan[i])
+                }
+                loops.append(try FarmLoop(settings: settings, setup: setup))
+            }
+        } catch {
+            closeOpened()
+            for loop in loops { Sys.close(loop.wakeFD) }
+            throw error
+        }
+
+        let farm = FakeBackendFarm(addresses: resolved, configuration: config, loops: loops, plan: plan)
+        // From here the loops own the listeners; a loop that fails to start closes its own.
+        var failure: SystemError?
+        var failedAt = loops.count
+        for (l, loop) in loops.enumerated() {
+            do throws(SystemError) {
+                let thread = try loop.spawn()
+                farm.threads.withLock { $0?.append(thread) }
+                loop.ready.wait()
+                failure = loop.startError.withLock { $0 }  // a loop that failed has closed its own listeners
+            } catch {
+                for b in loop.setup where b.listenerFD >= 0 { Sys.close(b.listenerFD) }
+                loop.inbox.withLock { $0.closed = true }
+                failure = error
+            }
+            if failure != nil {
+                failedAt = l
+                break
+            }
+        }
+        if let failure {
+            // Loops never started still own their listeners.
+            for loop in loops.dropFirst(failedAt + 1) {
+                for b in loop.setup where b.listenerFD >= 0 { Sys.close(b.listenerFD) }
+                loop.inbox.withLock { $0.closed = true }
+            }
+            farm.stop()
+            throw failure
+        }
+        return farm
+    }
+
+    // MARK: lookup
+
+    private func locate(_ address: SocketAddress) -> (loop: FarmLoop, local: Int32, global: Int)? {
+        guard let i = index[address] else { return nil }
+        return (loops[i % loops.count], Int32(i / loops.count), i)
+    }
+
+    /// The first backend listening on `port` (the control API names backends by port).
+    public func backend(port: UInt16) -> SocketAddress? {
+        addresses.first { $0.port == port }
+    }
+
+    // MARK: control
+
+    /// Closes the backend's listener and resets its open connections, as if its process had crashed.
+    /// Returns once done. Unknown addresses are ignored.
+    public func kill(_ address: SocketAddress) {
+        guard let at = locate(address) else { return }
+        state.withLock { $0[at.global].killed = true }
+        _ = perform(at.loop) { .kill(at.local, $0) }
+    }
+
+    /// Listens again on the same port. The backend serves healthily unless a fault is set (a `refuse`
+    /// backend stays closed). Returns once listening.
+    public func restart(_ address: SocketAddress) throws(SystemError) {
+        guard let at = locate(address) else {
+            throw SystemError(errno: ENOENT, operation: "restart \(address): not in the farm")
+        }
+        state.withLock { $0[at.global].killed = false }
+        if let error = perform(at.loop, { .restart(at.local, $0) }) { throw error }
+    }
+
+    /// Sets the backend's fault (nil heals it) for connections accepted from now on; `mixed` picks a
+    /// concrete kind from the farm's seed. A `refuse` closes the listener at once; healing reopens it.
+    public func setFault(_ address: SocketAddress, _ fault: FaultKind?) {
+        guard let at = locate(address) else { return }
+        var concrete = fault
+        if let fault {
+            var rng = SplitMix64(seed: configuration.seed ^ UInt64(at.global) &* 0x9E37_79B9_7F4A_7C15)
+            concrete = FaultPlan.resolve(fault, &rng)
+        }
+        state.withLock { $0[at.global].fault = concrete }
+        _ = perform(at.loop) { .setFault(at.local, concrete, $0) }
+    }
+
+    private func perform(_ loop: FarmLoop, _ make: (Completion) -> LoopCommand) -> SystemError? {
+        let done = Completion()
+        guard loop.send(make(done)) else { return nil }  // stopped: nothing is listening anyway
+        return done.wait(timeout: Self.commandTimeout)
+    }
+
+    // MARK: observation
+
+    public func counters(_ address: SocketAddress) -> BackendCounters {
+        guard let at = locate(address) else { return BackendCounters() }
+        return at.loop.counters.withLock { $0[Int(at.local)] }
+    }
+
+    public var totals: BackendCounters {
+        loops.reduce(BackendCounters()) { sum, loop in loop.counters.withLock { $0.reduce(sum, +) } }
+    }
+
+    /// Each faulty backend and its concrete fault (as last set), in address order.
+    public var faulty: [(address: SocketAddress, fault: FaultKind)] {
+        let faults = state.withLock { $0.map(\.fault) }
+        return faults.enumerated().compactMap { i, f in f.map { (addresses[i], $0) } }
+    }
+
+    /// Every backend's fault, killed flag and counters, in address order.
+    public var statuses: [BackendStatus] {
+        let control = state.withLock { $0 }
+        var all: [BackendCounters] = Array(repeating: BackendCounters(), count: addresses.count)
+        for (l, loop) in loops.enumerated() {
+            loop.counters.withLock { local in
+                for (k, c) in local.enumerated() { all[k * loops.count + l] = c }
+            }
+        }
+        return addresses.indices.map { i in
+            BackendStatus(address: addresses[i], fault: control[i].fault, killed: control[i].killed, counters: all[i])
+        }
+    }
+
+    // MARK: stop
+
+    /// Closes every listener and connection and joins the loop threads. Idempotent; counters stay readable.
+    public func stop() {
+        guard let started = threads.withLock({ t -> [pthread_t]? in
+            let s = t
+            t = nil
+            return s
+        }) else { return }
+        for loop in loops { _ = loop.send(.stop) }
+        for thread in started { pthread_join(thread, nil) }
+        for loop in loops { Sys.close(loop.wakeFD) }
+    }
+}

@@ -1,0 +1,200 @@
+import LoadBalancer
+
+/// What `fakebackends` runs with, beyond the farm itself.
+public struct FarmOptions: Sendable {
+    public var farm: FarmConfiguration
+    /// Where to write the faulty backends (one `ADDRESS KIND` a line) instead of printing them.
+    public var faultyFile: String?
+    /// Where the control API listens, if anywhere.
+    public var control: SocketAddress?
+
+    public init(farm: FarmConfiguration, faultyFile: String? = nil, control: SocketAddress? = nil) {
+        self.farm = farm
+        self.faultyFile = faultyFile
+        self.control = control
+    }
+
+    /// Descriptors the process needs: one per listener, plus loops (epoll, eventfd, spare), the control
+    /// server and stdio, plus headroom for the connections being served.
+    public var descriptorsNeeded: Int { farm.addresses.count + 4 * farm.loops + 64 }
+}
+
+public enum FarmCommand: Sendable {
+    case run(FarmOptions)
+    case help
+}
+
+/// `fakebackends`' command line, parsed and validated without touching the system. Every refusal is a
+/// `ConfigError` naming the flag and the value.
+public enum FarmCommandLine {
+    public static let usage = """
+    usage: fakebackends [flags]
+      --count N          open the first N backends of the layout (default: all of it)
+      --host H --ports LO-HI
+                         the layout: H:LO..H:HI (default 127.0.0.1:8000-12999 then [::1]:13000-17999)
+      --mode MODE        http (default), echo, source or sink
+      --fail-rate F      fraction of backends that are faulty, 0 to 1 (default 0)
+      --fault KIND       refuse close reset hang slow drip die-mid flap mixed (default mixed)
+      --seed S           seed choosing the faulty backends and mixed kinds (default 1)
+      --delay DUR        how long slow backends hold each response (default 200ms)
+      --flap DUR         how long flapping backends stay up, then down (default 1s)
+      --loops N          event loop threads (default 2)
+      --faulty-file PATH write the faulty backends there instead of printing them
+      --control ADDR     serve the control API on a loopback HOST:PORT
+      --help
+    Durations take ms, s, m, h (250ms, 2s, 1m). SIGINT or SIGTERM stops it and prints a summary.
+    """
+
+    public static func parse(_ arguments: [String]) -> Result<FarmCommand, ConfigError> {
+        do throws(ConfigError) {
+            return .success(try parseThrowing(arguments))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    static func parseThrowing(_ arguments: [String]) throws(ConfigError) -> FarmCommand {
+        var config = FarmConfiguration(addresses: [])
+        var options = FarmOptions(farm: config)
+        var count: Int?
+        var countText = ""
+        var host: (text: String, address: SocketAddress)?
+        var ports: (text: String, low: UInt16, high: UInt16)?
+
+        var i = 0
+        func value(_ flag: String, _ inline: String?) throws(ConfigError) -> String {
+            if let inline { return inline }
+            i += 1
+            guard i < arguments.count else { throw ConfigError(flag: flag, value: nil, reason: "needs a value") }
+            return arguments[i]
+        }
+        func check<T>(_ flag: String, _ text: String, _ result: Result<T, ParseFailure>) throws(ConfigError) -> T {
+            switch result {
+            case .success(let v): return v
+            case .failure(let f): throw ConfigError(flag: flag, value: text, reason: f.reason)
+            }
+        }
+
+        while i < arguments.count {
+            var flag = arguments[i]
+            var inline: String?
+            if flag.hasPrefix("--"), let eq = flag.firstIndex(of: "=") {
+                inline = String(flag[flag.index(after: eq)...])
+                flag = String(flag[..<eq])
+            }
+            switch flag {
+            case "--help", "-h":
+                return .help
+            case "--count":
+                let v = try value(flag, inline)
+                count = try check(flag, v, ValueParsers.integer(v, in: 1...65535))
+                countText = v
+            case "--host":
+                let v = try value(flag, inline)
+                let bare = v.hasPrefix("[") && v.hasSuffix("]") ? String(v.dropFirst().dropLast()) : v
+                guard let address = SocketAddress(host: bare, port: 0) else {
+                    throw ConfigError(flag: flag, value: v, reason: "expected a numeric IPv4 or IPv6 address")
+                }
+                host = (v, address)
+            case "--ports":
+                let v = try value(flag, inline)
+                let halves = v.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+                let low = try check(flag, v, ValueParsers.port(halves[0]))
+                let high = halves.count == 2 ? try check(flag, v, ValueParsers.port(halves[1])) : low
+                guard low <= high else { throw ConfigError(flag: flag, value: v, reason: "port range runs backwards") }
+                ports = (v, low, high)
+            case "--mode":
+                let v = try value(flag, inline)
+                guard let mode = BackendMode(rawValue: v) else {
+                    throw ConfigError(flag: flag, value: v, reason: "expected http, echo, source or sink")
+                }
+                config.mode = mode
+            case "--fail-rate":
+                let v = try value(flag, inline)
+                guard let f = Double(v), f.isFinite, f >= 0, f <= 1 else {
+                    throw ConfigError(flag: flag, value: v, reason: "expected a fraction between 0 and 1")
+                }
+                config.failRate = f
+            case "--fault":
+                let v = try value(flag, inline)
+                guard let kind = FaultKind(rawValue: v) else {
+                    let kinds = FaultKind.allCases.map(\.rawValue).joined(separator: ", ")
+                    throw ConfigError(flag: flag, value: v, reason: "expected one of \(kinds)")
+                }
+                config.fault = kind
+            case "--seed":
+                let v = try value(flag, inline)
+                guard let s = UInt64(v) else { throw ConfigError(flag: flag, value: v, reason: "not a whole number") }
+                config.seed = s
+            case "--delay":
+                let v = try value(flag, inline)
+                config.delay = try check(flag, v, ValueParsers.duration(v))
+            case "--flap":
+                let v = try value(flag, inline)
+                let d = try check(flag, v, ValueParsers.duration(v))
+                guard d >= .milliseconds(10) else { throw ConfigError(flag: flag, value: v, reason: "must be at least 10ms") }
+                config.flapPeriod = d
+            case "--loops":
+                let v = try value(flag, inline)
+                config.loops = try check(flag, v, ValueParsers.integer(v, in: 1...64))
+            case "--faulty-file":
+                let v = try value(flag, inline)
+                guard !v.isEmpty else { throw ConfigError(flag: flag, value: v, reason: "needs a path") }
+                options.faultyFile = v
+            case "--control":
+                let v = try value(flag, inline)
+                let address = try check(flag, v, ValueParsers.listenAddress(v))
+                guard address.isLoopback else {
+                    throw ConfigError(flag: flag, value: v, reason: "the control API listens on loopback only (127.0.0.1:PORT or [::1]:PORT)")
+                }
+                options.control = address
+            default:
+                if flag.hasPrefix("-") { throw ConfigError(flag: flag, value: nil, reason: "unknown flag (see --help)") }
+                throw ConfigError(flag: flag, value: nil, reason: "unexpected argument (see --help)")
+            }
+            i += 1
+        }
+
+        if let ports {
+            let first = host?.address ?? SocketAddress(ipv4: (127, 0, 0, 1), port: 0)
+            let available = Int(ports.high) - Int(ports.low) + 1
+            let n = count ?? available
+            guard n <= available else {
+                throw ConfigError(flag: "--count", value: countText, reason: "more than the \(available) ports of --ports \(ports.text)")
+            }
+            config.addresses = (0..<n).map { k in
+                var a = first
+                a.port = ports.low + UInt16(k)
+                return a
+            }
+        } else {
+            if let host { throw ConfigError(flag: "--host", value: host.text, reason: "needs --ports LO-HI") }
+            let n = count ?? FarmConfiguration.defaultPoolSize
+            guard n <= FarmConfiguration.defaultPoolSize else {
+                throw ConfigError(flag: "--count", value: countText,
+                                  reason: "the default layout has \(FarmConfiguration.defaultPoolSize) ports (use --host and --ports for others)")
+            }
+            config.addresses = FarmConfiguration(defaultPool: n).addresses
+        }
+        options.farm = config
+        return .run(options)
+    }
+
+    /// `127.0.0.1:8000-12999, [::1]:13000-17999`: the addresses as runs of consecutive ports.
+    public static func describe(_ addresses: [SocketAddress]) -> String {
+        var runs: [String] = []
+        var start = 0
+        for k in addresses.indices {
+            let next = k + 1
+            let continues = next < addresses.count && addresses[next].port == addresses[k].port &+ 1
+                && addresses[next].host == addresses[k].host
+            if continues { continue }
+            let a = addresses[start]
+            let b = addresses[k]
+            let host = a.isIPv6 ? "[\(a.host)]" : a.host
+            runs.append(start == k ? a.description : "\(host):\(a.port)-\(b.port)")
+            start = next
+        }
+        return runs.joined(separator: ", ")
+    }
+}

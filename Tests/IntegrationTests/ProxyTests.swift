@@ -126,7 +126,7 @@ import Testing
         let backend = TestServer { fd in
             _ = TestSocket.read(fd, until: "\r\n\r\n")
             _ = TestSocket.sendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial")
-            TestSocket.reset(fd)
+            TestSocket.resetOnClose(fd)
         }
         defer { backend.stop() }
         try withBalancer(backends: [backend.address], configure: { $0.idleTimeout = .seconds(120) }) { lb, address in
@@ -230,7 +230,7 @@ import Testing
 
     @Test func noSocketLeftOpenAfterPairsClose() throws {
         let good = TestServer(handler: TestServer.http(port: 3))
-        let resetter = TestServer { fd in _ = TestSocket.read(fd, exactly: 4); TestSocket.reset(fd) }
+        let resetter = TestServer { fd in _ = TestSocket.read(fd, exactly: 4); TestSocket.resetOnClose(fd) }
         defer { good.stop(); resetter.stop() }
         let dead = TestSocket.closedPort()
         let backends = [good.address, resetter.address, dead]
@@ -252,7 +252,7 @@ import Testing
             let leftovers = OpenSocket.ownedByThisProcess().filter {
                 $0.state != "LISTEN" && ($0.localPort == address.port || $0.remotePort == address.port || ports.contains($0.remotePort))
             }
-            #expect(leftovers.isEmpty, "sockets still open: \(leftovers)")
+            #expect(leftovers.isEmpty, "sockets still open: \(leftovers); lb \(address.port), good \(good.port), resetter \(resetter.port), dead \(dead.port); \(lb.counters)")
             #expect(lb.pool.all().allSatisfy { $0.activeConnections == 0 })
             #expect(lb.counters.buffersInUse == 0 && lb.counters.pipesInUse == 0)
         }

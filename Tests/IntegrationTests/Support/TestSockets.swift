@@ -80,11 +80,16 @@ enum TestSocket {
 
     static func shutdownWrite(_ fd: Int32) { _ = shutdown(fd, Int32(SHUT_WR)) }
 
-    /// Close with a reset (SO_LINGER 0): a crashed peer.
+    /// Close with a reset (SO_LINGER 0): a crashed peer. For sockets the caller owns.
     static func reset(_ fd: Int32) {
+        resetOnClose(fd)
+        close(fd)
+    }
+
+    /// Makes the coming close send a reset. Server handlers use this: `TestServer` closes their fd.
+    static func resetOnClose(_ fd: Int32) {
         var l = linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
-        close(fd)
     }
 
     /// A loopback port with nothing listening (bound then closed; the kernel will refuse connects).

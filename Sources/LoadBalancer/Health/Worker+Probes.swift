@@ -90,30 +90,39 @@ extension Worker {
         }
     }
 
-    /// Reads the status line: "HTTP/1.x 2xx" is healthy, anything else (or EOF before it) is not.
+    /// Reads the answer: its status line must say "HTTP/1.x 2xx", and the backend must then finish it
+    /// with a clean close (we asked for `Connection: close`). A reset or a stall before the end is a
+    /// failure: a backend that dies half-way through an answer is not healthy.
     private mutating func readProbeAnswer(_ index: Int32) {
         let s = prober.slots + Int(index)
-        while s.pointee.headLength < 12 {
+        while true {
             let have = Int(s.pointee.headLength)
             let result: IOResult
             do {
-                result = try withUnsafeMutableBytes(of: &s.pointee.head) { raw in
-                    try Sys.read(s.pointee.fd, raw.baseAddress! + have, 12 - have)
+                if have < 12 {
+                    result = try withUnsafeMutableBytes(of: &s.pointee.head) { raw in
+                        try Sys.read(s.pointee.fd, raw.baseAddress! + have, 12 - have)
+                    }
+                } else {
+                    result = try Sys.read(s.pointee.fd, scratch, settings.bufferSize)  // the rest is dropped
                 }
             } catch {
                 finishProbe(index, ok: false, failure: .reset)
                 return
             }
             switch result {
-            case .wouldBlock: return
-            case .done(0): finishProbe(index, ok: false, failure: .reset); return
-            case .done(let n): s.pointee.headLength += Int8(n)
+            case .wouldBlock:
+                return
+            case .done(0):
+                let ok = have == 12 && withUnsafeBytes(of: s.pointee.head) { raw in
+                    raw.starts(with: "HTTP/1.".utf8) && raw[9] == UInt8(ascii: "2")
+                }
+                finishProbe(index, ok: ok, failure: .reset, httpStatus: have == 12 && !ok)
+                return
+            case .done(let n):
+                if have < 12 { s.pointee.headLength += Int8(n) }
             }
         }
-        let ok = withUnsafeBytes(of: s.pointee.head) { raw in
-            raw.starts(with: "HTTP/1.".utf8) && raw[9] == UInt8(ascii: "2")
-        }
-        finishProbe(index, ok: ok, failure: .other, httpStatus: !ok)
     }
 
     mutating func expireProbes() {

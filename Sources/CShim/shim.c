@@ -86,6 +86,13 @@ int lb_socket_error(int fd) {
 
 int lb_shutdown_write(int fd) { return shutdown(fd, SHUT_WR); }
 
+int lb_unlisten(int fd) {
+    struct sockaddr sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_family = AF_UNSPEC;
+    return connect(fd, &sa, sizeof(sa));
+}
+
 void lb_strerror(int err, char *buf, size_t len) {
     if (len == 0) return;
     const char *msg = strerror_r(err, buf, len);  // GNU variant: may return a static string

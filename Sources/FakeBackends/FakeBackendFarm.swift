@@ -44,6 +44,26 @@ public final class FakeBackendFarm: Sendable {
 
     deinit { stop() }
 
+    /// A listener bound to an explicit port. For port 0 the port is first learnt from a throwaway
+    /// socket (SO_REUSEPORT lets the real one bind beside it before it closes, so no other socket can
+    /// take the port in between). An explicit bind matters: only such a socket keeps its port when
+    /// it stops listening (a refusing backend) and can listen again on it.
+    static func openListener(_ address: SocketAddress) throws(SystemError) -> (Int32, SocketAddress) {
+        var bound = address
+        var placeholder: Int32 = -1
+        defer { if placeholder >= 0 { Sys.close(placeholder) } }
+        if address.port == 0 {
+            placeholder = try Sys.socket(family: address.family)
+            try Sys.setReuseAddress(placeholder)
+            try Sys.setReusePort(placeholder)
+            if address.isIPv6 { try Sys.setV6Only(placeholder) }
+            try Sys.bind(placeholder, to: address)
+            bound = try Sys.localAddress(of: placeholder)
+        }
+        let fd = try Sockets.listen(on: bound, backlog: FarmConfiguration.backlog, reusePort: address.port == 0)
+        return (fd, bound)
+    }
+
     /// Opens every listener (except `refuse` ones), then starts the loops. Throws, having closed whatever
     /// it opened, when a listener cannot be opened (port in use, out of descriptors).
     public static func start(_ config: FarmConfiguration) throws(SystemError) -> FakeBackendFarm {
@@ -56,21 +76,24 @@ public final class FakeBackendFarm: Sendable {
         opened.reserveCapacity(count)
         var resolved: [SocketAddress] = []
         resolved.reserveCapacity(count)
-        func closeOpened() { for fd in opened where fd >= 0 { Sys.close(fd) } }
+        var parked = [Int32](repeating: -1, count: count)
+        func closeOpened() {
+            for fd in opened where fd >= 0 { Sys.close(fd) }
+            for fd in parked where fd >= 0 { Sys.close(fd) }
+        }
         do throws(SystemError) {
             for (i, address) in config.addresses.enumerated() {
-                let fd = try Sockets.listen(on: address, backlog: FarmConfiguration.backlog, reusePort: false)
-                let bound: SocketAddress
-                do throws(SystemError) {
-                    bound = try Sys.localAddress(of: fd)
-                } catch {
-                    Sys.close(fd)
-                    throw error
-                }
+                let (fd, bound) = try openListener(address)
                 resolved.append(bound)
                 if plan[i] == .refuse {
-                    // Bound only to learn (or check) the port; a refusing backend has no listener.
-                    Sys.close(fd)
+                    // A refusing backend has no listener, but keeps its port bound (see LoopBackend.parkedFD).
+                    do throws(SystemError) {
+                        try Sys.unlisten(fd)
+                    } catch {
+                        Sys.close(fd)
+                        throw error
+                    }
+                    parked[i] = fd
                     opened.append(-1)
                 } else {
                     opened.append(fd)
@@ -88,7 +111,7 @@ public final class FakeBackendFarm: Sendable {
         do throws(SystemError) {
             for l in 0..<loopCount {
                 let setup = stride(from: l, to: count, by: loopCount).map { i in
-                    LoopBackendSetup(address: resolved[i], listenerFD: opened[i], fault: plan[i])
+                    LoopBackendSetup(address: resolved[i], listenerFD: opened[i], parkedFD: parked[i], fault: plan[i])
                 }
                 loops.append(try FarmLoop(settings: settings, setup: setup))
             }
@@ -109,7 +132,10 @@ public final class FakeBackendFarm: Sendable {
                 loop.ready.wait()
                 failure = loop.startError.withLock { $0 }  // a loop that failed has closed its own listeners
             } catch {
-                for b in loop.setup where b.listenerFD >= 0 { Sys.close(b.listenerFD) }
+                for b in loop.setup {
+                    if b.listenerFD >= 0 { Sys.close(b.listenerFD) }
+                    if b.parkedFD >= 0 { Sys.close(b.parkedFD) }
+                }
                 loop.inbox.withLock { $0.closed = true }
                 failure = error
             }
@@ -121,7 +147,10 @@ public final class FakeBackendFarm: Sendable {
         if let failure {
             // Loops never started still own their listeners.
             for loop in loops.dropFirst(failedAt + 1) {
-                for b in loop.setup where b.listenerFD >= 0 { Sys.close(b.listenerFD) }
+                for b in loop.setup {
+                    if b.listenerFD >= 0 { Sys.close(b.listenerFD) }
+                    if b.parkedFD >= 0 { Sys.close(b.parkedFD) }
+                }
                 loop.inbox.withLock { $0.closed = true }
             }
             farm.stop()

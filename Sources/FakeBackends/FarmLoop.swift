@@ -45,6 +45,8 @@ struct LoopSettings: Sendable {
 struct LoopBackendSetup: Sendable {
     var address: SocketAddress
     var listenerFD: Int32
+    /// A refusing backend's socket: bound, not listening, so its port stays reserved.
+    var parkedFD: Int32 = -1
     var fault: FaultKind?
 }
 
@@ -109,6 +111,10 @@ final class FarmLoop: Sendable {
 struct LoopBackend {
     var address: SocketAddress
     var listenerFD: Int32 = -1
+    /// While the backend refuses: its socket, bound but not listening. Closing the listener instead
+    /// would free the port for any other socket (another backend, an outgoing connection's source port),
+    /// and "refused" would quietly become "answered by someone else".
+    var parkedFD: Int32 = -1
     var listenerGeneration: UInt32 = 0
     var fault: FaultKind?
     var killed = false
@@ -177,7 +183,10 @@ final class FarmLoopRunner {
         do {
             runner = try FarmLoopRunner(loop)
         } catch {
-            for b in loop.setup where b.listenerFD >= 0 { Sys.close(b.listenerFD) }
+            for b in loop.setup {
+                if b.listenerFD >= 0 { Sys.close(b.listenerFD) }
+                if b.parkedFD >= 0 { Sys.close(b.parkedFD) }
+            }
             loop.startError.withLock { $0 = error }
             let orphans = loop.inbox.withLock { inbox in
                 inbox.closed = true
@@ -195,7 +204,7 @@ final class FarmLoopRunner {
         settings = loop.settings
         epoll = try Epoll(capacity: 512)
         wheel = TimerWheel(tick: .milliseconds(10), slots: 1024, capacity: 1024, now: MonotonicClock.now())
-        backends = loop.setup.map { LoopBackend(address: $0.address, listenerFD: $0.listenerFD, fault: $0.fault) }
+        backends = loop.setup.map { LoopBackend(address: $0.address, listenerFD: $0.listenerFD, parkedFD: $0.parkedFD, fault: $0.fault) }
         scratch = .allocate(byteCount: Self.scratchSize, alignment: 16)
         pattern = .allocate(byteCount: Self.scratchSize, alignment: 16)
         let text = Array("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_\n".utf8)
@@ -665,7 +674,14 @@ final class FarmLoopRunner {
         let backend = backends[Int(b)]
         let wanted = !backend.killed && backend.fault != .refuse && !(backend.fault == .flap && backend.flapRefusing)
         if wanted && backend.listenerFD < 0 {
-            let fd = try Sockets.listen(on: backend.address, backlog: FarmConfiguration.backlog, reusePort: false)
+            let fd: Int32
+            if backend.parkedFD >= 0 {
+                try Sys.listen(backend.parkedFD, backlog: FarmConfiguration.backlog)
+                fd = backend.parkedFD
+                backends[Int(b)].parkedFD = -1
+            } else {
+                fd = try Sockets.listen(on: backend.address, backlog: FarmConfiguration.backlog, reusePort: false)
+            }
             backends[Int(b)].listenerFD = fd
             backends[Int(b)].listenerGeneration &+= 1
             do {
@@ -676,7 +692,12 @@ final class FarmLoopRunner {
                 throw error
             }
         } else if !wanted && backend.listenerFD >= 0 {
-            Sys.close(backend.listenerFD)
+            epoll.remove(backend.listenerFD)
+            if (try? Sys.unlisten(backend.listenerFD)) != nil {
+                backends[Int(b)].parkedFD = backend.listenerFD
+            } else {
+                Sys.close(backend.listenerFD)
+            }
             backends[Int(b)].listenerFD = -1
             backends[Int(b)].listenerGeneration &+= 1
         }
@@ -701,6 +722,10 @@ final class FarmLoopRunner {
         }
         Self.finishAll(orphans)
         for s in conns.indices where conns[s].fd >= 0 { close(Int32(s), reset: false) }
+        for b in backends.indices where backends[b].parkedFD >= 0 {
+            Sys.close(backends[b].parkedFD)
+            backends[b].parkedFD = -1
+        }
         for b in backends.indices where backends[b].listenerFD >= 0 {
             Sys.close(backends[b].listenerFD)
             backends[b].listenerFD = -1

@@ -50,6 +50,9 @@ int lb_set_linger_reset(int fd);
 // Returns the pending socket error (0 for none) or -1 with errno set.
 int lb_socket_error(int fd);
 int lb_shutdown_write(int fd);
+// Stops a listening socket listening but keeps its port bound (connect with AF_UNSPEC): new connects
+// are refused, and no other socket can take the port meanwhile. listen() again resumes.
+int lb_unlisten(int fd);
 
 // Thread-safe strerror (GNU strerror_r); writes a NUL-terminated message into buf.
 void lb_strerror(int err, char *buf, size_t len);

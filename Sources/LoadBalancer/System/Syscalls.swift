@@ -94,6 +94,11 @@ public enum Sys {
         _ = try retrying("listen") { Int(Glibc.listen(fd, backlog)) }
     }
 
+    /// Stops listening but keeps the port bound: connects are refused and nobody else can take it.
+    public static func unlisten(_ fd: Int32) throws(SystemError) {
+        _ = try retrying("connect(AF_UNSPEC)") { Int(lb_unlisten(fd)) }
+    }
+
     public static func localAddress(of fd: Int32) throws(SystemError) -> SocketAddress {
         var address = SocketAddress()
         _ = try retrying("getsockname") {

@@ -4,8 +4,9 @@ import Glibc
 import LoadBalancer
 import Testing
 
-/// Thousands of listeners in one farm. Serialized, and alone in its suite: it holds 5,000 descriptors.
-@Suite(.serialized) struct FakeBackendsScaleTests {
+/// Thousands of backends at once. Each test holds 5,000 or more descriptors, so they run one at a time
+/// (the machine's hard limit is 20,000 for the whole test process). Tests elsewhere extend this suite.
+@Suite(.serialized) struct ScaleTests {
     init() { lb_ignore_sigpipe() }
 
     @Test func fiveThousandListenersOpenAnswerAndClose() throws {

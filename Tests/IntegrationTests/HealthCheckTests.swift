@@ -1,0 +1,162 @@
+import CShim
+import FakeBackends
+import Glibc
+import LoadBalancer
+import LoadGen
+import Testing
+
+/// Passive and active health checking over real sockets.
+@Suite struct HealthCheckTests {
+    init() { _ = lb_ignore_sigpipe() }
+
+    @Test func stoppedBackendIsSkippedAndLoggedOnce() throws {
+        try withFarmAndBalancer(FarmConfiguration(ephemeral: 3), configure: { $0.health.interval = .seconds(30) }) { farm, lb, address in
+            let stopped = farm.addresses[0]
+            farm.kill(stopped)
+            let report = try load(address, requests: 200, concurrency: 20)
+            #expect(report.succeeded == 200)
+            #expect(report.backends[String(stopped.port)] == nil)
+            let info = try #require(lb.pool.info(stopped))
+            #expect(!info.isUp && info.healthTransitions == 1)
+            // Both workers raced to mark it: exactly one logged it.
+            let lines = lb.log.recent.filter { $0.contains("\(stopped)") }
+            #expect(lines == ["backend \(stopped) down: connection refused (3/3)"])
+        }
+    }
+
+    @Test func restartedBackendIsBackWithinIntervalTimesRisePlusOne() throws {
+        let interval = Duration.milliseconds(300)
+        try withFarmAndBalancer(FarmConfiguration(ephemeral: 2), configure: {
+            $0.health.interval = interval
+            $0.health.rise = 2
+        }) { farm, lb, address in
+            let victim = farm.addresses[1]
+            farm.kill(victim)
+            _ = try load(address, requests: 10, concurrency: 2)
+            #expect(lb.pool.info(victim)?.isUp == false)
+            try farm.restart(victim)
+            let restartedAt = MonotonicClock.now()
+            #expect(eventually(timeout: .seconds(10)) { lb.pool.info(victim)?.isUp == true })
+            let took = MonotonicClock.now() - restartedAt
+            // interval × rise + one interval, plus scheduling slack for a loaded 2-core machine.
+            let bound = (interval * 3 + .seconds(1)).nanoseconds
+            #expect(took <= bound, "back after \(took / 1_000_000) ms")
+            #expect(lb.log.recent.contains("backend \(victim) up: health check passed (2/2)"))
+            let report = try load(address, requests: 100, concurrency: 4)
+            #expect((report.backends[String(victim.port)] ?? 0) >= 40)
+        }
+    }
+
+    @Test func flappingBackendGetsNoTrafficWhileDown() throws {
+        // rise 5 at 1s: a backend that comes back stays out of rotation for about five seconds.
+        try withFarmAndBalancer(FarmConfiguration(ephemeral: 3), configure: {
+            $0.health.interval = .seconds(1)
+            $0.health.rise = 5
+        }) { farm, lb, address in
+            let flapper = farm.addresses[2]
+            for _ in 0..<2 {
+                farm.kill(flapper)
+                #expect(eventually { _ = try? load(address, requests: 3, concurrency: 1); return lb.pool.info(flapper)?.isUp == false })
+                try farm.restart(flapper)  // listening again, but still down for the balancer
+                let requestsBefore = farm.counters(flapper).requests
+                let report = try load(address, requests: 100, concurrency: 5)
+                #expect(report.succeeded == 100)
+                #expect(lb.pool.info(flapper)?.isUp == false)
+                #expect(report.backends[String(flapper.port)] == nil)
+                // Probes connect, they send no request: any request would be client traffic.
+                #expect(farm.counters(flapper).requests == requestsBefore)
+            }
+            #expect(eventually(timeout: .seconds(20)) { lb.pool.info(flapper)?.isUp == true })
+        }
+    }
+
+    @Test func silentBackendFallsAfterThreeIdleTimeouts() throws {
+        var farmConfig = FarmConfiguration(ephemeral: 1)
+        farmConfig.failRate = 1
+        farmConfig.fault = .hang
+        try withFarmAndBalancer(farmConfig, configure: {
+            $0.idleTimeout = .milliseconds(200)
+            $0.health.fall = 3
+            $0.health.interval = .seconds(60)
+        }) { farm, lb, address in
+            let silent = farm.addresses[0]
+            for round in 1...3 {
+                let (text, end) = httpGet(address)
+                #expect(text.isEmpty && end == .eof)
+                #expect(lb.pool.info(silent)?.failStreak == round)
+            }
+            #expect(lb.pool.info(silent)?.isUp == false)
+            #expect(lb.log.recent.contains("backend \(silent) down: no answer before the idle timeout (3/3)"))
+            // With its only backend down, the next client is told at once.
+            #expect(httpGet(address).text.hasPrefix("HTTP/1.1 502 Bad Gateway"))
+        }
+    }
+
+    @Test func httpCheckNeedsA2xx() throws {
+        let sick = TestServer { fd in
+            _ = TestSocket.read(fd, until: "\r\n\r\n")
+            _ = TestSocket.sendAll(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        }
+        let well = TestServer { fd in
+            let head = TestSocket.read(fd, until: "\r\n\r\n")
+            let status = head.hasPrefix("GET /healthz ") ? "200 OK" : "404 Not Found"
+            _ = TestSocket.sendAll(fd, "HTTP/1.1 \(status)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        }
+        defer { sick.stop(); well.stop() }
+        try withBalancer(backends: [sick.address, well.address], configure: {
+            $0.health.mode = .http(path: "/healthz")
+            $0.health.interval = .milliseconds(100)
+            $0.health.fall = 2
+        }) { lb, _ in
+            #expect(eventually { lb.pool.info(sick.address)?.isUp == false })
+            #expect(lb.log.recent.contains("backend \(sick.address) down: health check got a non-2xx answer (2/2)"))
+            // The well one has been probed many times by now and is still up.
+            #expect(eventually { well.accepted.load(ordering: .relaxed) >= 5 })
+            #expect(lb.pool.info(well.address)?.isUp == true)
+            #expect(lb.counters.probesStarted >= 10)
+        }
+    }
+
+    @Test func hungHealthCheckTimesOut() throws {
+        var farmConfig = FarmConfiguration(ephemeral: 2)
+        farmConfig.failRate = 0.5
+        farmConfig.fault = .hang
+        try withFarmAndBalancer(farmConfig, configure: {
+            $0.health.mode = .http(path: "/health")
+            $0.health.interval = .milliseconds(100)
+            $0.health.timeout = .milliseconds(200)
+            $0.health.fall = 2
+        }) { farm, lb, _ in
+            let hung = try #require(farm.faulty.first?.address)
+            #expect(eventually { lb.pool.info(hung)?.isUp == false })
+            #expect(lb.log.recent.contains("backend \(hung) down: health check failed: connect timeout (2/2)"))
+            let healthy = farm.addresses.first { $0 != hung }!
+            #expect(lb.pool.info(healthy)?.isUp == true)
+        }
+    }
+}
+
+extension ScaleTests {
+    /// 5,000 backends, 10% refusing: TCP checks of every backend settle on exactly the refusing set.
+    @Test func fiveThousandBackendsSettleOnExactlyTheRefusingOnes() throws {
+        var farmConfig = FarmConfiguration(ephemeral: 5000)
+        farmConfig.failRate = 0.1
+        farmConfig.fault = .refuse
+        farmConfig.seed = 7
+        try withFarmAndBalancer(farmConfig, configure: {
+            $0.health.mode = .all
+            $0.health.interval = .seconds(1)
+            $0.health.fall = 2
+        }) { farm, lb, _ in
+            let refusing = Set(farm.faulty.map(\.address))
+            #expect(refusing.count == 500)
+            func down() -> Set<SocketAddress> { Set(lb.pool.all().filter { !$0.isUp }.map(\.address)) }
+            #expect(eventually(timeout: .seconds(60)) { down() == refusing })
+            // And it stays exact over further probe rounds: nothing healthy flaps down.
+            let rounds = lb.counters.probesStarted
+            #expect(eventually(timeout: .seconds(60)) { lb.counters.probesStarted >= rounds + 10_000 })
+            #expect(down() == refusing)
+            #expect(lb.pool.downBackends == 500)
+        }
+    }
+}

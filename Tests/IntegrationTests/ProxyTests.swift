@@ -247,7 +247,8 @@ import Testing
             }
             for t in threads { t.join() }
             #expect(eventually { lb.counters.activePairs == 0 })
-            #expect(lb.counters.accepted == 8 * 26)
+            // A client reset while still in the accept queue may never be accepted at all.
+            #expect((8 * 25...8 * 26).contains(lb.counters.accepted))
             let ports = Set(backends.map(\.port))
             let leftovers = OpenSocket.ownedByThisProcess().filter {
                 $0.state != "LISTEN" && ($0.localPort == address.port || $0.remotePort == address.port || ports.contains($0.remotePort))

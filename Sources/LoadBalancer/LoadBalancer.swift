@@ -24,7 +24,7 @@ public final class LoadBalancer: Sendable {
         do throws(SystemError) {
             for var address in configuration.listen {
                 for w in 0..<workerCount {
-                    let fd = try Sockets.listen(on: address, backlog: configuration.backlog, reusePort: true)
+                    let fd = try Sockets.listen(on: address, backlog: configuration.backlog, reusePort: true, noDelay: true)
                     sockets[w].append(fd)
                     if w == 0 && address.port == 0 {
                         address.port = try Sys.localAddress(of: fd).port

@@ -259,6 +259,27 @@ import Testing
         }
     }
 
+    @Test func bothSidesOfAPairHaveNoDelay() throws {
+        let backend = TestServer(handler: TestServer.echo)
+        defer { backend.stop() }
+        try withBalancer(backends: [backend.address]) { lb, address in
+            guard case .success(let fd) = TestSocket.connect(address) else { Issue.record("connect"); return }
+            defer { close(fd) }
+            TestSocket.sendAll(fd, "ping")
+            #expect(TestSocket.read(fd, exactly: 4) == Array("ping".utf8))
+            // The balancer runs in this process: its two sockets of the pair are ours to inspect.
+            let accepted = OpenSocket.ownedByThisProcess().filter { $0.localPort == address.port && $0.state == "ESTABLISHED" }
+            let outgoing = OpenSocket.ownedByThisProcess().filter { $0.remotePort == backend.port && $0.state == "ESTABLISHED" }
+            #expect(accepted.count == 1 && outgoing.count == 1)
+            for s in accepted + outgoing {
+                var on: Int32 = 0
+                var len = socklen_t(4)
+                getsockopt(s.fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, &len)
+                #expect(on == 1, "\(s)")
+            }
+        }
+    }
+
     @Test func bindFailureIsAClearError() throws {
         let taken = TestServer(handler: TestServer.echo)
         defer { taken.stop() }

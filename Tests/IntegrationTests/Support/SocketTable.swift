@@ -6,6 +6,8 @@ struct OpenSocket: CustomStringConvertible {
     var localPort: UInt16
     var remotePort: UInt16
     var state: String
+    /// One of this process's fds for it.
+    var fd: Int32 = -1
 
     var description: String { "local :\(localPort) remote :\(remotePort) \(state)" }
 
@@ -15,22 +17,22 @@ struct OpenSocket: CustomStringConvertible {
     ]
 
     static func ownedByThisProcess() -> [OpenSocket] {
-        let inodes = socketInodes()
+        let inodes = socketInodes()  // inode -> fd
         var result: [OpenSocket] = []
         for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
             for line in readText(file).split(separator: "\n").dropFirst() {
                 let f = line.split(separator: " ", omittingEmptySubsequences: true)
-                guard f.count > 9, let inode = UInt64(f[9]), inodes.contains(inode) else { continue }
+                guard f.count > 9, let inode = UInt64(f[9]), let fd = inodes[inode] else { continue }
                 let local = f[1].split(separator: ":"), remote = f[2].split(separator: ":")
                 guard let lp = UInt16(local.last ?? "", radix: 16), let rp = UInt16(remote.last ?? "", radix: 16) else { continue }
-                result.append(OpenSocket(localPort: lp, remotePort: rp, state: stateNames[String(f[3])] ?? String(f[3])))
+                result.append(OpenSocket(localPort: lp, remotePort: rp, state: stateNames[String(f[3])] ?? String(f[3]), fd: fd))
             }
         }
         return result
     }
 
-    private static func socketInodes() -> Set<UInt64> {
-        var inodes = Set<UInt64>()
+    private static func socketInodes() -> [UInt64: Int32] {
+        var inodes: [UInt64: Int32] = [:]
         guard let dir = opendir("/proc/self/fd") else { return inodes }
         defer { closedir(dir) }
         var target = [CChar](repeating: 0, count: 256)
@@ -39,7 +41,7 @@ struct OpenSocket: CustomStringConvertible {
             let n = readlink("/proc/self/fd/" + name, &target, target.count - 1)
             guard n > 0 else { continue }
             let link = String(decoding: target[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if link.hasPrefix("socket:["), let inode = UInt64(link.dropFirst(8).dropLast()) { inodes.insert(inode) }
+            if link.hasPrefix("socket:["), let inode = UInt64(link.dropFirst(8).dropLast()), let fd = Int32(name) { inodes[inode] = fd }
         }
         return inodes
     }

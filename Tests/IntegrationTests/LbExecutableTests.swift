@@ -1,0 +1,102 @@
+import CShim
+import Glibc
+import LoadBalancer
+import Testing
+
+/// The `lb` executable as an operator runs it: flags, signals, and running out of file descriptors.
+@Suite struct LbExecutableTests {
+    init() { _ = lb_ignore_sigpipe() }
+
+    static let binary = Subprocess.product("lb")
+
+    /// Starts lb and waits for its start-up line; returns the process and the bound listen address.
+    func startLB(_ arguments: [String], fileLimit: Int? = nil) throws -> (Subprocess, SocketAddress) {
+        let path = try #require(Self.binary, "the lb executable is not built next to the tests")
+        let lb = try Subprocess(path, ["--listen", "127.0.0.1:0"] + arguments, fileLimit: fileLimit)
+        try #require(eventually { lb.stderr.contains("lb: listening on ") }, "no start-up line: \(lb.stderr)")
+        let line = lb.stderr.split(separator: "\n").first { $0.hasPrefix("lb: listening on ") }!
+        let text = line.dropFirst("lb: listening on ".count).prefix { $0 != " " && $0 != "," }
+        let port = try #require(UInt16(text.split(separator: ":").last ?? ""))
+        return (lb, SocketAddress(host: "127.0.0.1", port: port)!)
+    }
+
+    @Test(arguments: [
+        (["--backend", "1.2.3.4:99999"], "lb: --backend 1.2.3.4:99999: port out of range\n"),
+        (["--workers", "zero"], "lb: --workers zero: not a whole number\n"),
+        (["--idle-timeout", "10"], "lb: --idle-timeout 10: expected a duration like 250ms, 2s or 1m\n"),
+        (["--frobnicate"], "lb: --frobnicate: unknown flag (see --help)\n"),
+    ])
+    func badFlagsExitTwoWithOneLine(arguments: [String], expected: String) throws {
+        let path = try #require(Self.binary, "the lb executable is not built next to the tests")
+        let lb = try Subprocess(path, arguments)
+        #expect(lb.waitForExit() == 2)
+        #expect(lb.stderr == expected)
+    }
+
+    @Test func startsServesAndDrainsOnSigterm() throws {
+        let backend = TestServer(handler: TestServer.http(port: 80))
+        defer { backend.stop() }
+        let (lb, address) = try startLB(["--backend", backend.address.description, "--workers", "2"])
+        #expect(lb.stderr.contains("with 2 workers, 1 backends"))
+        #expect(backendHeader(httpGet(address).text) == "80")
+        lb.signal(SIGTERM)
+        #expect(lb.waitForExit() == 0)
+        #expect(lb.stderr.contains("draining open connections"))
+        #expect(lb.stderr.contains("lb: stopped after 1 connections"))
+    }
+
+    @Test func runningOutOfFileDescriptorsPausesAcceptingWithoutLosingClients() throws {
+        let backend = TestServer(handler: TestServer.echo)
+        defer { backend.stop() }
+        // 64 fds: after its own (~15) and the reserve, lb holds only about a dozen pairs.
+        let (lb, address) = try startLB(["--backend", backend.address.description, "--workers", "1"], fileLimit: 64)
+        var clients: [Int32] = []
+        defer { for fd in clients { close(fd) } }
+        for _ in 0..<40 {
+            guard case .success(let fd) = TestSocket.connect(address) else { break }
+            clients.append(fd)
+        }
+        #expect(clients.count == 40)  // the kernel's backlog holds the ones lb has not accepted
+        #expect(eventually { lb.stderr.contains("accept paused for 100ms") })
+        #expect(lb.stderr.components(separatedBy: "accept paused").count == 2)  // logged once
+        // Paused is not busy: over a second of back-off, lb uses little CPU.
+        let before = lb.cpuSeconds
+        _ = eventually(timeout: .seconds(1)) { false }
+        #expect(lb.cpuSeconds - before < 0.5)
+        // Every client is served once others leave: none was dropped from the backlog.
+        for (i, fd) in clients.enumerated() {
+            TestSocket.sendAll(fd, "client \(i)")
+            #expect(TestSocket.read(fd, exactly: "client \(i)".utf8.count) == Array("client \(i)".utf8), "client \(i)")
+            close(fd)
+            clients[i] = -1
+        }
+        clients.removeAll()
+        lb.signal(SIGTERM)
+        #expect(lb.waitForExit() == 0)
+    }
+}
+
+extension String {
+    func components(separatedBy separator: String) -> [Substring] {
+        var parts: [Substring] = []
+        var rest = self[...]
+        while let r = rest.range(of: separator) {
+            parts.append(rest[..<r.lowerBound])
+            rest = rest[r.upperBound...]
+        }
+        parts.append(rest)
+        return parts
+    }
+}
+
+extension Substring {
+    func range(of needle: String) -> Range<Substring.Index>? {
+        let n = Array(needle.utf8)
+        var i = startIndex
+        while i < endIndex {
+            if self[i...].utf8.starts(with: n) { return i..<(utf8.index(i, offsetBy: n.count)) }
+            i = index(after: i)
+        }
+        return nil
+    }
+}

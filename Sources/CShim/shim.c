@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,13 +39,20 @@ int lb_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
 int lb_epoll_wait(int epfd, lb_event *events, int max_events, int timeout_ms) {
     struct epoll_event raw[1024];
     if (max_events > 1024) max_events = 1024;
-    int n = epoll_wait(epfd, raw, max_events, timeout_ms);
+    // epoll_pwait with no mask is epoll_wait, and exists on every architecture (aarch64 has no epoll_wait).
+    int n = (int)syscall(SYS_epoll_pwait, epfd, raw, max_events, timeout_ms, NULL, (size_t)8);
     for (int i = 0; i < n; i++) {
         events[i].events = raw[i].events;
         events[i].reserved = 0;
         events[i].data = raw[i].data.u64;
     }
     return n;
+}
+
+ssize_t lb_read(int fd, void *buf, size_t len) { return syscall(SYS_read, fd, buf, len); }
+
+ssize_t lb_send(int fd, const void *buf, size_t len) {
+    return syscall(SYS_sendto, fd, buf, len, MSG_NOSIGNAL, NULL, 0);
 }
 
 int lb_socket(int domain) { return socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); }
@@ -58,7 +66,7 @@ int lb_pipe2(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
 int lb_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
 ssize_t lb_splice(int fd_in, int fd_out, size_t len) {
-    return splice(fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    return syscall(SYS_splice, fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 }
 
 int lb_pipe_set_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }

@@ -22,6 +22,9 @@ public struct TimerWheel: ~Copyable {
     /// The tick whose slot has been swept; everything due at or before it is in the expired list.
     private var cursor: UInt64
     public private(set) var count = 0
+    /// A lower bound for the next tick with anything scheduled (0: unknown). Kept so the event loop's
+    /// timeout costs nothing per iteration: scheduling only lowers it, sweeping past it clears it.
+    private var earliestHint: UInt64 = 0
 
     private static let notScheduled: Int32 = -1
     private static let inExpired: Int32 = -2
@@ -61,6 +64,7 @@ public struct TimerWheel: ~Copyable {
         var tick = (deadline + tickNanos - 1) / tickNanos
         if tick <= cursor { tick = cursor + 1 }  // the current tick has been swept: fire at the next sweep
         due[Int(id)] = tick
+        if earliestHint != 0 && tick < earliestHint { earliestHint = tick }
         let slot = Int(tick & UInt64(slotMask))
         link(id, into: heads + slot, list: Int32(slot))
         occupied[slot >> 6] |= 1 << UInt64(slot & 63)
@@ -97,17 +101,19 @@ public struct TimerWheel: ~Copyable {
             }
             // Jump over empty slots; a wheel revolution bounds the jump.
             cursor = nextOccupiedTick(after: cursor, limit: nowTick)
+            if cursor >= earliestHint { earliestHint = 0 }
             sweep(slot: Int(cursor & UInt64(slotMask)), tick: cursor)
         }
     }
 
     /// Milliseconds until the next tick with anything scheduled (rounded up), or -1 when nothing is.
     /// Suitable as an epoll_wait timeout; it may wake early for an entry a revolution ahead, never late.
-    public func millisecondsUntilNext(now: UInt64) -> Int32 {
+    public mutating func millisecondsUntilNext(now: UInt64) -> Int32 {
         if count == 0 { return -1 }
         if expiredHead.pointee >= 0 { return 0 }
         let nowTick = now / tickNanos
-        let target = nextOccupiedTick(after: cursor, limit: cursor + UInt64(slotCount))
+        if earliestHint == 0 { earliestHint = nextOccupiedTick(after: cursor, limit: cursor + UInt64(slotCount)) }
+        let target = earliestHint
         if target <= nowTick { return 0 }
         let ns = target * tickNanos - now
         return Int32(min((ns + 999_999) / 1_000_000, 60_000))

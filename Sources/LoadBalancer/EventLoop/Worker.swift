@@ -112,17 +112,27 @@ struct Worker: ~Copyable {
         }
     }
 
-    private func nextTimeout() -> Int32 {
+    /// The epoll_wait timeout: the nearest of the pair timers, the probes, a paused listener's
+    /// resumption and the drain deadline (-1: none).
+    private mutating func nextTimeout() -> Int32 {
         var timeout = timers.millisecondsUntilNext(now: now)
-        func consider(_ deadline: UInt64) {
-            let ms: Int32 = deadline <= now ? 0 : Int32(min((deadline - now + 999_999) / 1_000_000, 60_000))
-            if timeout < 0 || ms < timeout { timeout = ms }
+        if !prober.idle(pool: pool) || prober.inFlight > 0 {
+            timeout = Self.earlier(timeout, prober.millisecondsUntilNext(now: now, pool: pool))
         }
-        let probeWait = prober.millisecondsUntilNext(now: now, pool: pool)
-        if probeWait >= 0 && (timeout < 0 || probeWait < timeout) { timeout = probeWait }
-        if resumeListenersAt != 0 { consider(resumeListenersAt) }
-        if draining { consider(drainDeadline) }
+        if resumeListenersAt != 0 { timeout = Self.earlier(timeout, milliseconds(until: resumeListenersAt)) }
+        if draining { timeout = Self.earlier(timeout, milliseconds(until: drainDeadline)) }
         return timeout
+    }
+
+    @inline(__always)
+    private static func earlier(_ a: Int32, _ b: Int32) -> Int32 {
+        if a < 0 { return b }
+        if b < 0 { return a }
+        return min(a, b)
+    }
+
+    private func milliseconds(until deadline: UInt64) -> Int32 {
+        deadline <= now ? 0 : Int32(min((deadline - now + 999_999) / 1_000_000, 60_000))
     }
 
     @inline(__always)

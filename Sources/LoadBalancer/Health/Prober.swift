@@ -20,6 +20,8 @@ struct Prober: ~Copyable {
     let interval: UInt64
     let timeout: UInt64
     let mode: HealthCheckMode
+    /// Probing only down backends (the default): with none down, the walk has nothing to do.
+    let downOnly: Bool
     let httpRequest: [UInt8]
     let capacity: Int
 
@@ -41,6 +43,7 @@ struct Prober: ~Copyable {
         interval = settings.healthInterval
         timeout = settings.healthTimeout
         mode = settings.healthMode
+        downOnly = settings.healthMode == .downOnly
         if case .http(let path) = settings.healthMode {
             httpRequest = Array("GET \(path) HTTP/1.0\r\nUser-Agent: lb-health\r\nConnection: close\r\n\r\n".utf8)
         } else {
@@ -74,12 +77,13 @@ struct Prober: ~Copyable {
     }
 
     /// Whether the walk has anything to do: in "down" mode, nothing while every backend is up.
+    @inline(__always)
     func idle(pool: BackendPool) -> Bool {
-        mode == .downOnly && pool.downCount.load(ordering: .relaxed) == 0
+        downOnly && pool.downCount.load(ordering: .relaxed) == 0
     }
 
     /// Timeout for epoll_wait on behalf of the probes: the walk wakes at most every 10 ms.
-    func millisecondsUntilNext(now: UInt64, pool: BackendPool) -> Int32 {
+    mutating func millisecondsUntilNext(now: UInt64, pool: BackendPool) -> Int32 {
         var timeout = wheel.millisecondsUntilNext(now: now)
         if !idle(pool: pool) {
             let wait: Int32 = nextStepAt <= now ? 10 : Int32(min(max((nextStepAt - now + 999_999) / 1_000_000, 10), 60_000))

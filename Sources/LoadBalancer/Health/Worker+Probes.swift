@@ -3,12 +3,12 @@ import Glibc
 extension Worker {
     /// Walks this worker's share of the pool and starts the probes that are due.
     mutating func runProbeSchedule() {
-        let members = view.members
-        if members.isEmpty || prober.idle(pool: pool) {
-            prober.nextStepAt = now
+        if prober.idle(pool: pool) || prober.nextStepAt > now {
+            if prober.nextStepAt < now { prober.nextStepAt = now }
             return
         }
-        if prober.nextStepAt > now { return }
+        let members = view.members
+        if members.isEmpty { return }
         let step = prober.step(members: members.count)
         if now - prober.nextStepAt > prober.interval { prober.nextStepAt = now }  // fell behind: no burst
         var budget = (members.count + prober.workerCount - 1) / prober.workerCount
@@ -28,7 +28,7 @@ extension Worker {
 
     private func needsProbe(_ id: BackendID) -> Bool {
         guard Int(id) < prober.probingCapacity else { return false }
-        if prober.mode == .downOnly { return !pool.table.healthState(id).isUp }
+        if prober.downOnly { return !pool.table.healthState(id).isUp }
         return pool.table.admin[Int(id)].load(ordering: .relaxed) != AdminState.removed.rawValue
     }
 

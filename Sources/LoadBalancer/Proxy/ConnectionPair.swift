@@ -11,8 +11,10 @@ struct Direction {
     var piped: Int32 = 0
     /// The source reported data we have not read yet (an edge seen while we could not read).
     var readable = false
-    /// The source shut its write side (EPOLLRDHUP): read until EOF, a short read is not "drained".
+    /// The source shut its write side (EPOLLRDHUP): a short read then means the stream has ended.
     var sourceHup = false
+    /// The source reported an error (EPOLLERR): read on to collect it, so a reset is passed on as one.
+    var sourceError = false
     /// EOF read from the source.
     var sourceEOF = false
     /// shutdown(SHUT_WR) sent to the destination.

@@ -7,12 +7,18 @@ extension Worker {
     private static let readableEvents: UInt32 = EpollEvents.input | EpollEvents.readHangup | EpollEvents.hangup | EpollEvents.error
     private static let hangupEvents: UInt32 = EpollEvents.readHangup | EpollEvents.hangup
 
+    @inline(__always)
+    private static func note(_ events: UInt32, on d: inout Direction) {
+        d.readable = true
+        if events & hangupEvents != 0 { d.sourceHup = true }
+        if events & EpollEvents.error != 0 { d.sourceError = true }
+    }
+
     mutating func handlePairEvent(index: Int32, generation: UInt32, events: UInt32, fromBackend: Bool) {
         guard Int(index) < pairCapacity else { return }
         let p = pairs + Int(index)
         guard p.pointee.inUse, p.pointee.generation == generation else { return }  // stale: slot reused
         let readable = events & Self.readableEvents != 0
-        let hangup = events & Self.hangupEvents != 0
 
         switch p.pointee.lifecycle.phase {
         case .connecting:
@@ -23,8 +29,7 @@ extension Worker {
                     let failure = ConnectFailure(errno: err == 0 ? ECONNREFUSED : err)
                     execute(p, p.pointee.lifecycle.connectFailed(failure, now: now, settings: settings.pair))
                 } else if events & EpollEvents.output != 0 {
-                    if readable { p.pointee.down.readable = true }
-                    if hangup { p.pointee.down.sourceHup = true }
+                    if readable { Self.note(events, on: &p.pointee.down) }
                     execute(p, p.pointee.lifecycle.connected(now: now, settings: settings.pair))
                 }
             } else {
@@ -33,8 +38,7 @@ extension Worker {
                     execute(p, p.pointee.lifecycle.failed())
                     return
                 }
-                if readable { p.pointee.up.readable = true }
-                if hangup { p.pointee.up.sourceHup = true }
+                if readable { Self.note(events, on: &p.pointee.up) }
             }
 
         case .forwarding:
@@ -44,8 +48,7 @@ extension Worker {
                     guard flush(p, upstream: true) else { return }
                 }
                 if readable {
-                    p.pointee.down.readable = true
-                    if hangup { p.pointee.down.sourceHup = true }
+                    Self.note(events, on: &p.pointee.down)
                     _ = pump(p, upstream: false)
                 }
             } else {
@@ -53,8 +56,7 @@ extension Worker {
                     guard flush(p, upstream: false) else { return }
                 }
                 if readable {
-                    p.pointee.up.readable = true
-                    if hangup { p.pointee.up.sourceHup = true }
+                    Self.note(events, on: &p.pointee.up)
                     _ = pump(p, upstream: true)
                 }
             }
@@ -115,11 +117,18 @@ extension Worker {
             }
             if n < size {
                 // A short read drained the socket; with edge triggering the next byte brings a new event.
-                // After a hang-up there is no next event: read on until EOF.
                 d.pointee.fullReads = 0
                 if !d.pointee.sourceHup {
                     d.pointee.readable = false
                     return true
+                }
+                // The peer had already sent its FIN when epoll reported it, and nothing follows a FIN:
+                // this short read took the last bytes, so the stream has ended without another read
+                // returning 0. An error pending (a reset) is read out instead, to be passed on.
+                if !d.pointee.sourceError {
+                    d.pointee.sourceEOF = true
+                    d.pointee.readable = false
+                    return endDirectionIfDrained(p, upstream: upstream)
                 }
             } else if settings.splice {
                 d.pointee.fullReads &+= 1

@@ -40,13 +40,13 @@ public enum Sys {
 
     @inline(__always)
     public static func read(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) throws(SystemError) -> IOResult {
-        try retryingIO("read") { Glibc.read(fd, buffer, count) }
+        try retryingIO("read") { lb_read(fd, buffer, count) }
     }
 
     @inline(__always)
     public static func write(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) throws(SystemError) -> IOResult {
         // send with MSG_NOSIGNAL: a peer that went away must give EPIPE, never a SIGPIPE.
-        try retryingIO("send") { Glibc.send(fd, buffer, count, Int32(MSG_NOSIGNAL)) }
+        try retryingIO("send") { lb_send(fd, buffer, count) }
     }
 
     @inline(__always)

@@ -116,7 +116,7 @@ def top_functions(path, count=15):
     m = re.search(r"^([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", text, re.M)
     if m:
         total = int(m.group(1).replace(",", ""))
-    agg = defaultdict(int)
+    agg, objs = defaultdict(int), {}
     # Only the first table (self cost per file:function); the per-file sections below repeat costs.
     lines, started = [], False
     for line in text.splitlines():
@@ -137,8 +137,10 @@ def top_functions(path, count=15):
         if pct >= 99.0:  # frames still on the stack at the dump (thread entry): not self cost
             continue
         fn = where.rsplit(":", 1)[-1]
-        agg[(fn, obj.rsplit("/", 1)[-1])] += cost
-    items = sorted(agg.items(), key=lambda kv: -kv[1])[:count]
+        agg[fn] += cost  # one function's inlined pieces are listed per source file: merge them
+        if obj:
+            objs.setdefault(fn, obj.rsplit("/", 1)[-1])
+    items = [((fn, objs.get(fn, "")), c) for fn, c in sorted(agg.items(), key=lambda kv: -kv[1])[:count]]
     names = [fn for (fn, _), _ in items]
     try:
         dem = subprocess.run(["swift-demangle", "--simplified"], input="\n".join(names), capture_output=True,

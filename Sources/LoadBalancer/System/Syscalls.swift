@@ -74,6 +74,8 @@ public enum Sys {
     public enum ConnectResult: Equatable, Sendable { case connected, inProgress }
 
     /// Starts a non-blocking connect. A refusal on loopback can come back at once, as a thrown error.
+    /// Called again on the same socket it reports how the attempt stands (EISCONN is `.connected`,
+    /// EALREADY `.inProgress`, a refusal throws).
     @inline(__always)
     public static func connect(_ fd: Int32, to address: SocketAddress) throws(SystemError) -> ConnectResult {
         while true {
@@ -81,7 +83,8 @@ public enum Sys {
             if rc == 0 { return .connected }
             let err = Glibc.errno
             if err == EINTR { continue }
-            if err == EINPROGRESS { return .inProgress }
+            if err == EINPROGRESS || err == EALREADY { return .inProgress }
+            if err == EISCONN { return .connected }
             throw SystemError(errno: err, operation: "connect")
         }
     }

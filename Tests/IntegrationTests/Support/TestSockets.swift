@@ -42,6 +42,7 @@ enum TestSocket {
         }
     }
 
+    @discardableResult
     static func sendAll(_ fd: Int32, _ text: String) -> Bool { sendAll(fd, Array(text.utf8)) }
 
     /// Reads until EOF, an error, a timeout or `limit` bytes.

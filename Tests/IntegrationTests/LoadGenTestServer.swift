@@ -12,14 +12,14 @@ final class LoadGenTestServer: Sendable {
     let wake: Int32
     let port: UInt16
     let accepted = Atomic<Int>(0)
-    nonisolated(unsafe) var acceptThread: pthread_t = 0  // written once in init, read in stop()
+    nonisolated(unsafe) var acceptThread: OSThread?  // written once in init, read in stop()
 
     init(_ handler: @escaping @Sendable (Int32) -> Void) throws {
         listener = try Sockets.listen(on: SocketAddress(ipv4: (127, 0, 0, 1), port: 0), backlog: 1024, reusePort: false)
         port = try Sys.localAddress(of: listener).port
         wake = try Sys.eventFD()
         let listener = self.listener, wake = self.wake
-        acceptThread = spawnThread { [self] in
+        acceptThread = OSThread.start { [self] in
             var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
             while true {
                 _ = poll(&fds, 2, -1)
@@ -28,10 +28,10 @@ final class LoadGenTestServer: Sendable {
                     let conn = Int32(fd)
                     _ = fcntl(conn, F_SETFL, fcntl(conn, F_GETFL) & ~O_NONBLOCK)
                     accepted.wrappingAdd(1, ordering: .relaxed)
-                    pthread_detach(spawnThread {
+                    OSThread.start {
                         handler(conn)
                         close(conn)
-                    })
+                    }.detach()
                 }
             }
         }
@@ -41,7 +41,7 @@ final class LoadGenTestServer: Sendable {
 
     func stop() {
         Sys.signalEventFD(wake)
-        pthread_join(acceptThread, nil)
+        acceptThread?.join()
         close(listener)
         close(wake)
     }

@@ -14,24 +14,17 @@ func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) -> Bo
     }
 }
 
-/// Starts `body` on its own thread; `join()` waits for it.
-final class TestThread: @unchecked Sendable {
-    // @unchecked: `thread` is written once before the handle is shared.
-    private var thread = pthread_t()
-
-    init(_ body: @escaping @Sendable () -> Void) {
-        final class Box: @unchecked Sendable {
-            let body: @Sendable () -> Void
-            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+extension OSThread {
+    /// Starts `body` on its own thread for a test's second party (a sender while the test reads, a
+    /// server's accept loop); `join()` waits for it. A test cannot go on without it, so a failure to
+    /// start one stops the run.
+    static func start(_ body: @escaping @Sendable () -> Void) -> OSThread {
+        do {
+            return try spawn(body)
+        } catch {
+            preconditionFailure("\(error)")
         }
-        let rc = pthread_create(&thread, nil, { raw in
-            Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-            return nil
-        }, Unmanaged.passRetained(Box(body)).toOpaque())
-        precondition(rc == 0, "pthread_create failed: \(rc)")
     }
-
-    func join() { pthread_join(thread, nil) }
 }
 
 /// A seeded byte stream (SplitMix64), so failures reproduce.

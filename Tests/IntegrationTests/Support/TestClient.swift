@@ -2,7 +2,8 @@ import Glibc
 import LoadBalancer
 
 /// A blocking client socket with a receive timeout, so a broken server fails a test instead of hanging it.
-final class TestClient {
+/// Sendable: its one field is the descriptor, so one thread may send while another reads.
+final class TestClient: Sendable {
     let fd: Int32
 
     enum ReadOutcome: Equatable {

@@ -111,7 +111,7 @@ final class TestServer: Sendable {
     let address: SocketAddress
     private let listenFD: Int32
     private let connections = Mutex<Set<Int32>>([])
-    private let threads = Mutex<[TestThread]>([])
+    private let threads = Mutex<[OSThread]>([])
     let accepted = Atomic<Int>(0)
     private let stopped = Atomic<Bool>(false)
 
@@ -123,7 +123,7 @@ final class TestServer: Sendable {
         _ = address.withMutableSockaddr { getsockname(fd, $0, $1) }
         self.address = address
         listenFD = fd
-        let acceptThread = TestThread { [self] in
+        let acceptThread = OSThread.start { [self] in
             while true {
                 let c = accept(fd, nil, nil)
                 if c < 0 {
@@ -134,7 +134,7 @@ final class TestServer: Sendable {
                 accepted.add(1, ordering: .relaxed)
                 TestSocket.setTimeouts(c, seconds: 30)
                 connections.withLock { _ = $0.insert(c) }
-                let t = TestThread { [self] in
+                let t = OSThread.start { [self] in
                     handler(c)
                     connections.withLock { _ = $0.remove(c) }
                     close(c)
@@ -151,7 +151,7 @@ final class TestServer: Sendable {
         if stopped.exchange(true, ordering: .acquiringAndReleasing) { return }
         shutdown(listenFD, Int32(SHUT_RDWR))
         connections.withLock { for c in $0 { shutdown(c, Int32(SHUT_RDWR)) } }
-        while let batch = Optional(threads.withLock { t -> [TestThread] in let all = t; t.removeAll(); return all }), !batch.isEmpty {
+        while let batch = Optional(threads.withLock { t -> [OSThread] in let all = t; t.removeAll(); return all }), !batch.isEmpty {
             for t in batch { t.join() }
         }
         close(listenFD)

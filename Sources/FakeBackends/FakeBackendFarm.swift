@@ -28,7 +28,7 @@ public final class FakeBackendFarm: Sendable {
     /// What the loops were last told, per backend (global index). Writes: control callers, under the lock.
     private let state: Mutex<[(fault: FaultKind?, killed: Bool)]>
     /// Nil once stopped.
-    private let threads: Mutex<[pthread_t]?>
+    private let threads: Mutex<[OSThread]?>
 
     private init(addresses: [SocketAddress], configuration: FarmConfiguration, loops: [FarmLoop], plan: [FaultKind?]) {
         self.addresses = addresses
@@ -245,13 +245,13 @@ public final class FakeBackendFarm: Sendable {
 
     /// Closes every listener and connection and joins the loop threads. Idempotent; counters stay readable.
     public func stop() {
-        guard let started = threads.withLock({ t -> [pthread_t]? in
+        guard let started = threads.withLock({ t -> [OSThread]? in
             let s = t
             t = nil
             return s
         }) else { return }
         for loop in loops { _ = loop.send(.stop) }
-        for thread in started { pthread_join(thread, nil) }
+        for thread in started { thread.join() }
         for loop in loops { Sys.close(loop.wakeFD) }
     }
 }

@@ -46,11 +46,7 @@ public enum FarmCommandLine {
     """
 
     public static func parse(_ arguments: [String]) -> Result<FarmCommand, ConfigError> {
-        do throws(ConfigError) {
-            return .success(try parseThrowing(arguments))
-        } catch {
-            return .failure(error)
-        }
+        Result { () throws(ConfigError) in try parseThrowing(arguments) }
     }
 
     static func parseThrowing(_ arguments: [String]) throws(ConfigError) -> FarmCommand {
@@ -61,98 +57,62 @@ public enum FarmCommandLine {
         var host: (text: String, address: SocketAddress)?
         var ports: (text: String, low: UInt16, high: UInt16)?
 
-        var i = 0
-        func value(_ flag: String, _ inline: String?) throws(ConfigError) -> String {
-            if let inline { return inline }
-            i += 1
-            guard i < arguments.count else { throw ConfigError(flag: flag, value: nil, reason: "needs a value") }
-            return arguments[i]
-        }
-        func check<T>(_ flag: String, _ text: String, _ result: Result<T, ParseFailure>) throws(ConfigError) -> T {
-            switch result {
-            case .success(let v): return v
-            case .failure(let f): throw ConfigError(flag: flag, value: text, reason: f.reason)
-            }
-        }
-
-        while i < arguments.count {
-            var flag = arguments[i]
-            var inline: String?
-            if flag.hasPrefix("--"), let eq = flag.firstIndex(of: "=") {
-                inline = String(flag[flag.index(after: eq)...])
-                flag = String(flag[..<eq])
-            }
+        var args = ArgumentCursor(arguments)
+        while let flag = args.next() {
             switch flag {
             case "--help", "-h":
                 return .help
             case "--count":
-                let v = try value(flag, inline)
-                count = try check(flag, v, ValueParsers.integer(v, in: 1...65535))
+                let v = try args.value(for: flag)
+                count = try ArgumentCursor.check(flag, v, ValueParsers.integer(v, in: 1...65535))
                 countText = v
             case "--host":
-                let v = try value(flag, inline)
+                let v = try args.value(for: flag)
                 let bare = v.hasPrefix("[") && v.hasSuffix("]") ? String(v.dropFirst().dropLast()) : v
                 guard let address = SocketAddress(host: bare, port: 0) else {
                     throw ConfigError(flag: flag, value: v, reason: "expected a numeric IPv4 or IPv6 address")
                 }
                 host = (v, address)
             case "--ports":
-                let v = try value(flag, inline)
+                let v = try args.value(for: flag)
                 let halves = v.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-                let low = try check(flag, v, ValueParsers.port(halves[0]))
-                let high = halves.count == 2 ? try check(flag, v, ValueParsers.port(halves[1])) : low
+                let low = try ArgumentCursor.check(flag, v, ValueParsers.port(halves[0]))
+                let high = halves.count == 2 ? try ArgumentCursor.check(flag, v, ValueParsers.port(halves[1])) : low
                 guard low <= high else { throw ConfigError(flag: flag, value: v, reason: "port range runs backwards") }
                 ports = (v, low, high)
             case "--mode":
-                let v = try value(flag, inline)
-                guard let mode = BackendMode(rawValue: v) else {
-                    throw ConfigError(flag: flag, value: v, reason: "expected http, echo, source or sink")
-                }
-                config.mode = mode
+                config.mode = try args.value(for: flag, else: "expected http, echo, source or sink", BackendMode.init(rawValue:))
             case "--fail-rate":
-                let v = try value(flag, inline)
-                guard let f = Double(v), f.isFinite, f >= 0, f <= 1 else {
-                    throw ConfigError(flag: flag, value: v, reason: "expected a fraction between 0 and 1")
-                }
-                config.failRate = f
+                config.failRate = try args.fraction(for: flag)
             case "--fault":
-                let v = try value(flag, inline)
-                guard let kind = FaultKind(rawValue: v) else {
-                    let kinds = FaultKind.allCases.map(\.rawValue).joined(separator: ", ")
-                    throw ConfigError(flag: flag, value: v, reason: "expected one of \(kinds)")
-                }
-                config.fault = kind
+                config.fault = try args.value(
+                    for: flag, else: "expected one of \(FaultKind.allCases.map(\.rawValue).joined(separator: ", "))",
+                    FaultKind.init(rawValue:))
             case "--seed":
-                let v = try value(flag, inline)
-                guard let s = UInt64(v) else { throw ConfigError(flag: flag, value: v, reason: "not a whole number") }
-                config.seed = s
+                config.seed = try args.seed(for: flag)
             case "--delay":
-                let v = try value(flag, inline)
-                config.delay = try check(flag, v, ValueParsers.duration(v))
+                config.delay = try args.duration(for: flag)
             case "--flap":
-                let v = try value(flag, inline)
-                let d = try check(flag, v, ValueParsers.duration(v))
+                let v = try args.value(for: flag)
+                let d = try ArgumentCursor.check(flag, v, ValueParsers.duration(v))
                 guard d >= .milliseconds(10) else { throw ConfigError(flag: flag, value: v, reason: "must be at least 10ms") }
                 config.flapPeriod = d
             case "--loops":
-                let v = try value(flag, inline)
-                config.loops = try check(flag, v, ValueParsers.integer(v, in: 1...64))
+                config.loops = try args.integer(for: flag, in: 1...64)
             case "--faulty-file":
-                let v = try value(flag, inline)
+                let v = try args.value(for: flag)
                 guard !v.isEmpty else { throw ConfigError(flag: flag, value: v, reason: "needs a path") }
                 options.faultyFile = v
             case "--control":
-                let v = try value(flag, inline)
-                let address = try check(flag, v, ValueParsers.listenAddress(v))
+                let v = try args.value(for: flag)
+                let address = try ArgumentCursor.check(flag, v, ValueParsers.listenAddress(v))
                 guard address.isLoopback else {
                     throw ConfigError(flag: flag, value: v, reason: "the control API listens on loopback only (127.0.0.1:PORT or [::1]:PORT)")
                 }
                 options.control = address
             default:
-                if flag.hasPrefix("-") { throw ConfigError(flag: flag, value: nil, reason: "unknown flag (see --help)") }
-                throw ConfigError(flag: flag, value: nil, reason: "unexpected argument (see --help)")
+                throw ArgumentCursor.unrecognized(flag)
             }
-            i += 1
         }
 
         if let ports {

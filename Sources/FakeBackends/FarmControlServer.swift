@@ -19,7 +19,7 @@ public final class FarmControlServer: Sendable {
     private let farm: FakeBackendFarm
     private let listenerFD: Int32
     private let wakeFD: Int32
-    private let thread: Mutex<pthread_t?>
+    private let thread: Mutex<OSThread?>
 
     private init(farm: FakeBackendFarm, address: SocketAddress, listenerFD: Int32, wakeFD: Int32) {
         self.farm = farm
@@ -43,30 +43,20 @@ public final class FarmControlServer: Sendable {
             throw error
         }
         let server = FarmControlServer(farm: farm, address: bound, listenerFD: listener, wakeFD: wake)
-        let arg = Unmanaged.passRetained(server).toOpaque()
-        var handle = pthread_t()
-        let rc = pthread_create(&handle, nil, { raw in
-            let server = Unmanaged<FarmControlServer>.fromOpaque(raw!).takeRetainedValue()
-            server.serve()
-            return nil
-        }, arg)
-        if rc != 0 {
-            Unmanaged<FarmControlServer>.fromOpaque(arg).release()
-            throw SystemError(errno: rc, operation: "pthread_create")
-        }
+        let handle = try OSThread.spawn { server.serve() }
         server.thread.withLock { $0 = handle }
         return server
     }
 
     /// Stops serving and joins the thread. Idempotent.
     public func stop() {
-        guard let handle = thread.withLock({ t -> pthread_t? in
+        guard let handle = thread.withLock({ t -> OSThread? in
             let h = t
             t = nil
             return h
         }) else { return }
         Sys.signalEventFD(wakeFD)
-        pthread_join(handle, nil)
+        handle.join()
         Sys.close(listenerFD)
         Sys.close(wakeFD)
     }

@@ -90,20 +90,9 @@ final class FarmLoop: Sendable {
         }
     }
 
-    /// Starts the loop thread. The thread keeps the loop alive (an Unmanaged retain) until it returns.
-    func spawn() throws(SystemError) -> pthread_t {
-        let arg = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { raw in
-            let loop = Unmanaged<FarmLoop>.fromOpaque(raw!).takeRetainedValue()
-            FarmLoopRunner.run(loop)
-            return nil
-        }, arg)
-        if rc != 0 {
-            Unmanaged<FarmLoop>.fromOpaque(arg).release()
-            throw SystemError(errno: rc, operation: "pthread_create")
-        }
-        return thread
+    /// Starts the loop thread. The thread keeps the loop alive until it returns.
+    func spawn() throws(SystemError) -> OSThread {
+        try OSThread.spawn { [self] in FarmLoopRunner.run(self) }
     }
 }
 

@@ -1,28 +1,4 @@
-/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and the same sequence on every platform for a
-/// given seed, which is all fault selection needs (not for cryptography).
-public struct SplitMix64: Sendable {
-    private var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..<bound` (Lemire's multiply-shift with rejection, so no modulo bias).
-    public mutating func next(below bound: Int) -> Int {
-        precondition(bound > 0)
-        let b = UInt64(bound)
-        while true {
-            let product = next().multipliedFullWidth(by: b)
-            if product.low >= (0 &- b) % b { return Int(product.high) }
-        }
-    }
-}
+import LoadBalancer
 
 /// Which backends are faulty, and how: a pure function of count, rate, kind and seed.
 public enum FaultPlan {

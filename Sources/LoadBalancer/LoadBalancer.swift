@@ -10,7 +10,7 @@ public final class LoadBalancer: Sendable {
     /// The bound listen addresses (a port 0 in the configuration is resolved here).
     public let listenAddresses: [SocketAddress]
     let workers: [WorkerShared]
-    private let threads: Mutex<[pthread_t]>
+    private let threads: Mutex<[OSThread]>
 
     /// Binds the listeners (one SO_REUSEPORT socket per worker per address), then starts the workers.
     /// Throws the bind or epoll error, with errno and address, before any thread starts.
@@ -53,20 +53,15 @@ public final class LoadBalancer: Sendable {
             throw error
         }
         let balancer = LoadBalancer(configuration: configuration, pool: pool, log: log, listenAddresses: bound, workers: shared)
-        var started: [pthread_t] = []
+        var started: [OSThread] = []
         for boot in boots {
-            var thread = pthread_t()
-            let rc = pthread_create(&thread, nil, { raw in
-                let boot = Unmanaged<WorkerBoot>.fromOpaque(raw!).takeRetainedValue()
-                if var worker = boot.take() { worker.run() }
-                return nil
-            }, Unmanaged.passRetained(boot).toOpaque())
-            if rc != 0 {
+            do throws(SystemError) {
+                started.append(try OSThread.spawn { if var worker = boot.take() { worker.run() } })
+            } catch {
                 balancer.stopNow()
-                for t in started { pthread_join(t, nil) }
-                throw SystemError(errno: rc, operation: "pthread_create")
+                for t in started { t.join() }
+                throw error
             }
-            started.append(thread)
         }
         balancer.threads.withLock { $0 = started }
         return balancer
@@ -108,7 +103,7 @@ public final class LoadBalancer: Sendable {
             t.removeAll()
             return all
         }
-        for t in joined { pthread_join(t, nil) }
+        for t in joined { t.join() }
         return true
     }
 
@@ -132,14 +127,14 @@ public final class LoadBalancer: Sendable {
         let pending = threads.withLock { $0 }
         if !pending.isEmpty {
             stopNow()
-            for t in pending { pthread_join(t, nil) }
+            for t in pending { t.join() }
         }
     }
 }
 
 /// Carries a worker to its thread.
 private final class WorkerBoot: @unchecked Sendable {
-    // @unchecked: handed from the starting thread to the worker thread exactly once, via pthread_create.
+    // @unchecked: handed from the starting thread to the worker thread exactly once, via OSThread.spawn.
     private var worker: Worker?
 
     init(_ worker: consuming Worker) { self.worker = consume worker }

@@ -31,11 +31,7 @@ public enum LoadGenCommandLine {
     """
 
     public static func parse(_ arguments: [String]) -> Result<LoadGenCommand, ConfigError> {
-        do throws(ConfigError) {
-            return .success(try parseThrowing(arguments))
-        } catch {
-            return .failure(error)
-        }
+        Result { () throws(ConfigError) in try parseThrowing(arguments) }
     }
 
     static func parseThrowing(_ arguments: [String]) throws(ConfigError) -> LoadGenCommand {
@@ -52,71 +48,41 @@ public enum LoadGenCommandLine {
         var json = false
         var allowErrors = false
 
-        var i = 0
-        func value(_ flag: String, _ inline: String?) throws(ConfigError) -> String {
-            if let inline { return inline }
-            i += 1
-            guard i < arguments.count else { throw ConfigError(flag: flag, value: nil, reason: "needs a value") }
-            return arguments[i]
-        }
-        func check<T>(_ flag: String, _ text: String, _ result: Result<T, ParseFailure>) throws(ConfigError) -> T {
-            switch result {
-            case .success(let v): return v
-            case .failure(let f): throw ConfigError(flag: flag, value: text, reason: f.reason)
-            }
-        }
-        func positive(_ flag: String, _ text: String) throws(ConfigError) -> Duration {
-            let d = try check(flag, text, ValueParsers.duration(text))
-            guard d > .zero else { throw ConfigError(flag: flag, value: text, reason: "must be more than zero") }
-            return d
-        }
-
-        while i < arguments.count {
-            var flag = arguments[i]
-            var inline: String?
-            if flag.hasPrefix("--"), let eq = flag.firstIndex(of: "=") {
-                inline = String(flag[flag.index(after: eq)...])
-                flag = String(flag[..<eq])
-            }
+        var args = ArgumentCursor(arguments)
+        while let flag = args.next() {
             switch flag {
             case "--help", "-h":
                 return .help
             case "-n", "--requests":
-                let v = try value(flag, inline); requests = try check(flag, v, ValueParsers.integer(v, in: 1...1_000_000_000))
+                requests = try args.integer(for: flag, in: 1...1_000_000_000)
             case "-c", "--concurrency":
-                let v = try value(flag, inline); concurrency = try check(flag, v, ValueParsers.integer(v, in: 1...100_000))
+                concurrency = try args.integer(for: flag, in: 1...100_000)
             case "--duration":
-                let v = try value(flag, inline); duration = try positive(flag, v)
+                duration = try args.positiveDuration(for: flag)
             case "--threads":
-                let v = try value(flag, inline); threads = try check(flag, v, ValueParsers.integer(v, in: 1...256))
+                threads = try args.integer(for: flag, in: 1...256)
             case "--mode":
-                let v = try value(flag, inline)
-                guard let m = LoadMode(rawValue: v) else {
-                    throw ConfigError(flag: flag, value: v, reason: "expected http, echo or connect")
-                }
-                mode = m
+                mode = try args.value(for: flag, else: "expected http, echo or connect", LoadMode.init(rawValue:))
             case "--keepalive", "-k":
                 keepAlive = true
             case "--size":
-                let v = try value(flag, inline); size = try check(flag, v, ValueParsers.byteSize(v, in: 1...(64 * 1024 * 1024)))
+                size = try args.byteSize(for: flag, in: 1...(64 * 1024 * 1024))
             case "--rate":
-                let v = try value(flag, inline)
-                guard let r = Double(v), r.isFinite, r > 0, r <= 10_000_000 else {
-                    throw ConfigError(flag: flag, value: v, reason: "expected requests per second, more than 0")
+                let r: Double = try args.value(for: flag, else: "expected requests per second, more than 0") { text in
+                    Double(text).flatMap { $0.isFinite && $0 > 0 && $0 <= 10_000_000 ? $0 : nil }
                 }
                 rate = r
             case "--timeout":
-                let v = try value(flag, inline); timeout = try positive(flag, v)
+                timeout = try args.positiveDuration(for: flag)
             case "--json":
                 json = true
             case "--allow-errors":
                 allowErrors = true
             default:
-                if flag.hasPrefix("-") { throw ConfigError(flag: flag, value: nil, reason: "unknown flag (see --help)") }
+                if flag.hasPrefix("-") { throw ArgumentCursor.unrecognized(flag) }
                 guard target == nil else { throw ConfigError(flag: flag, value: nil, reason: "only one target") }
-                target = try check("target", flag, LoadTarget.parse(flag))
+                target = try ArgumentCursor.check("target", flag, LoadTarget.parse(flag))
             }
-            i += 1
         }
 
         guard let target else { throw ConfigError(flag: "target", value: nil, reason: "missing (see --help)") }

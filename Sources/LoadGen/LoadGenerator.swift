@@ -25,18 +25,23 @@ public enum LoadGenerator {
             let share = concurrency / threads + (i < concurrency % threads ? 1 : 0)
             workers.append(try LoadWorker(index: i, slots: share, config: config, shared: shared))
         }
-        var handles: [pthread_t] = []
+        var handles: [OSThread] = []
         for worker in workers {
-            handles.append(spawnThread {
-                worker.run()
-                Sys.signalEventFD(shared.doneFD)
-            })
+            do {
+                handles.append(try OSThread.spawn {
+                    worker.run()
+                    Sys.signalEventFD(shared.doneFD)
+                })
+            } catch {
+                // Workers already running would signal doneFD after it is closed: stop here instead.
+                preconditionFailure("\(error)")
+            }
         }
 
         if config.progress {
             Progress.follow(shared: shared, threads: threads)
         }
-        for handle in handles { pthread_join(handle, nil) }
+        for handle in handles { handle.join() }
 
         var report = LoadReport()
         report.mode = config.mode
@@ -88,23 +93,4 @@ enum Progress {
         var text = line
         text.withUTF8 { buf in _ = Glibc.write(2, buf.baseAddress, buf.count) }
     }
-}
-
-/// A thread running `body`, for `pthread_join`. Dispatch would hide which thread runs which loop.
-final class ThreadBody: @unchecked Sendable {
-    // Immutable after init and handed to exactly one thread.
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-}
-
-package func spawnThread(_ body: @escaping () -> Void) -> pthread_t {
-    let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
-    var handle = pthread_t()
-    let rc = pthread_create(&handle, nil, { raw in
-        let box = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
-        box.body()
-        return nil
-    }, box)
-    precondition(rc == 0, "pthread_create failed: \(rc)")
-    return handle
 }

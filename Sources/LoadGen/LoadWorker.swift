@@ -488,29 +488,3 @@ struct BackendTable {
         return d
     }
 }
-
-/// A small seeded PRNG for echo payloads (SplitMix64): reproducible and allocation-free.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func fill(_ p: UnsafeMutablePointer<UInt8>, count: Int) {
-        var i = 0
-        while i < count {
-            var word = next()
-            for _ in 0..<8 where i < count {
-                p[i] = UInt8(truncatingIfNeeded: word)
-                word >>= 8
-                i += 1
-            }
-        }
-    }
-}

@@ -64,14 +64,15 @@ balancer.beginDrain()
 // Wait for the drain on another thread so a second signal can cut it short.
 let drainTimeout = configuration.drainTimeout
 let farm = demoFarm
-let waiter = Thread_start {
+// Should it fail to start, a second signal still ends the drain below.
+let waiter = try? OSThread.spawn {
     balancer.wait(timeout: drainTimeout + .seconds(5))
     let c = balancer.counters
     EventLog.writeStderr("lb: stopped after \(c.accepted) connections (\(c.badGateways) answered 502)")
     farm?.stop()
     exit(0)
 }
-_ = waiter
+waiter?.detach()
 _ = shutdownSignals.withUnsafeBufferPointer { lb_wait_signals($0.baseAddress, Int32($0.count)) }
 EventLog.writeStderr("lb: second signal: closing all connections now")
 balancer.stopNow()

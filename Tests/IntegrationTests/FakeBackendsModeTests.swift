@@ -84,7 +84,7 @@ import Testing
         var rng = SplitMix64(seed: 7)
         for i in payload.indices { payload[i] = UInt8(truncatingIfNeeded: rng.next()) }
         // Send from another thread: the echo comes back while we are still sending.
-        let sender = Thread { client.send(payload) }
+        let sender = OSThread.start { [payload] in client.send(payload) }
         let (echoed, end) = client.read(count: payload.count)
         sender.join()
         #expect(end == nil)

@@ -8,7 +8,7 @@ import Testing
 struct LoadGenIntegrationTests {
     init() { lb_ignore_sigpipe() }
 
-    func config(_ server: LoadGenTestServer, requests: Int, concurrency: Int, _ change: (inout LoadConfiguration) -> Void = { _ in }) -> LoadConfiguration {
+    func config(_ server: TestServer, requests: Int, concurrency: Int, _ change: (inout LoadConfiguration) -> Void = { _ in }) -> LoadConfiguration {
         var c = LoadConfiguration(target: server.target)
         c.requests = requests
         c.concurrency = concurrency

@@ -1,54 +1,15 @@
-import CShim
 import Glibc
 import LoadBalancer
 import LoadGen
 import Synchronization
 
-/// A tiny blocking server on 127.0.0.1, port 0, for LoadGen tests: one accept thread (poll on the
-/// listener and a wake-up eventfd) and one thread per connection running `handler` on a blocking fd.
-/// Handlers return when the client closes, so nothing outlives the load generator's run for long.
-final class LoadGenTestServer: Sendable {
-    let listener: Int32
-    let wake: Int32
-    let port: UInt16
-    let accepted = Atomic<Int>(0)
-    nonisolated(unsafe) var acceptThread: pthread_t = 0  // written once in init, read in stop()
-
-    init(_ handler: @escaping @Sendable (Int32) -> Void) throws {
-        listener = try Sockets.listen(on: SocketAddress(ipv4: (127, 0, 0, 1), port: 0), backlog: 1024, reusePort: false)
-        port = try Sys.localAddress(of: listener).port
-        wake = try Sys.eventFD()
-        let listener = self.listener, wake = self.wake
-        acceptThread = spawnThread { [self] in
-            var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
-            while true {
-                _ = poll(&fds, 2, -1)
-                if fds[1].revents != 0 { return }
-                while case .done(let fd)? = try? Sys.accept(listener, peer: nil) {
-                    let conn = Int32(fd)
-                    _ = fcntl(conn, F_SETFL, fcntl(conn, F_GETFL) & ~O_NONBLOCK)
-                    accepted.wrappingAdd(1, ordering: .relaxed)
-                    pthread_detach(spawnThread {
-                        handler(conn)
-                        close(conn)
-                    })
-                }
-            }
-        }
-    }
-
-    var target: LoadTarget { LoadTarget(address: SocketAddress(ipv4: (127, 0, 0, 1), port: port), path: "/t") }
-
-    func stop() {
-        Sys.signalEventFD(wake)
-        pthread_join(acceptThread, nil)
-        close(listener)
-        close(wake)
-    }
-
+/// The LoadGen tests' server: a `TestServer` (thread per connection, blocking fds, 127.0.0.1 port 0)
+/// running one of the handlers below. Handlers return when the client closes, so nothing outlives the
+/// load generator's run for long.
+enum LoadGenTestServer {
     /// Runs `body` with a server and always stops it.
-    static func with<R>(_ handler: @escaping @Sendable (Int32) -> Void, _ body: (LoadGenTestServer) throws -> R) throws -> R {
-        let server = try LoadGenTestServer(handler)
+    static func with<R>(_ handler: @escaping @Sendable (Int32) -> Void, _ body: (TestServer) throws -> R) rethrows -> R {
+        let server = TestServer(handler: handler)
         defer { server.stop() }
         return try body(server)
     }
@@ -72,15 +33,7 @@ final class LoadGenTestServer: Sendable {
         }
     }
 
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var off = 0
-        while off < bytes.count {
-            let n = bytes[off...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { return false }
-            off += n
-        }
-        return true
-    }
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool { TestSocket.sendAll(fd, bytes) }
 
     static func drain(_ fd: Int32) {
         var buf = [UInt8](repeating: 0, count: 4096)
@@ -131,4 +84,8 @@ final class LoadGenTestServer: Sendable {
 /// Atomic is ~Copyable: a class box lets a @Sendable closure share one.
 final class SendableBox: Sendable {
     let value = Atomic<Int>(0)
+}
+
+extension TestServer {
+    var target: LoadTarget { LoadTarget(address: address, path: "/t") }
 }

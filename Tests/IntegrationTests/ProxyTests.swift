@@ -38,12 +38,12 @@ import Testing
         try withBalancer(backends: [backend.address], configure: { $0.bufferSize = 16384 }) { lb, address in
             let mismatches = Atomic<Int>(0)
             let threads = (0..<pairs).map { i in
-                TestThread {
+                OSThread.start {
                     guard case .success(let fd) = TestSocket.connect(address) else { mismatches.add(1, ordering: .relaxed); return }
                     defer { close(fd) }
-                    var gen = SeededBytes(seed: UInt64(i + 1))
+                    var gen = SplitMix64(seed: UInt64(i + 1))  // seeded, so a failure reproduces
                     let payload = gen.bytes(size)
-                    let writer = TestThread {
+                    let writer = OSThread.start {
                         TestSocket.sendAll(fd, payload)
                         TestSocket.shutdownWrite(fd)  // half-close: the echo must still come back whole
                     }
@@ -236,7 +236,7 @@ import Testing
         let backends = [good.address, resetter.address, dead]
         try withBalancer(backends: backends, configure: { $0.health.interval = .seconds(60) }) { lb, address in
             let threads = (0..<8).map { _ in
-                TestThread {
+                OSThread.start {
                     for _ in 0..<25 { _ = httpGet(address) }
                     // A client that vanishes mid-request.
                     if case .success(let fd) = TestSocket.connect(address) {

@@ -53,11 +53,7 @@ public enum CommandLineParser {
     """
 
     public static func parse(_ arguments: [String]) -> Result<ParsedCommand, ConfigError> {
-        do throws(ConfigError) {
-            return .success(try parseThrowing(arguments))
-        } catch {
-            return .failure(error)
-        }
+        Result { () throws(ConfigError) in try parseThrowing(arguments) }
     }
 
     static func parseThrowing(_ arguments: [String]) throws(ConfigError) -> ParsedCommand {
@@ -69,74 +65,43 @@ public enum CommandLineParser {
         var sawBackend = false
         var demoOnlyFlag: String?
 
-        var i = 0
-        func value(_ flag: String, _ inline: String?) throws(ConfigError) -> String {
-            if let inline { return inline }
-            i += 1
-            guard i < arguments.count else { throw ConfigError(flag: flag, value: nil, reason: "needs a value") }
-            return arguments[i]
-        }
-        func check<T>(_ flag: String, _ text: String, _ result: Result<T, ParseFailure>) throws(ConfigError) -> T {
-            switch result {
-            case .success(let v): return v
-            case .failure(let f): throw ConfigError(flag: flag, value: text, reason: f.reason)
-            }
-        }
-        func positive(_ flag: String, _ text: String) throws(ConfigError) -> Duration {
-            let d = try check(flag, text, ValueParsers.duration(text))
-            guard d > .zero else { throw ConfigError(flag: flag, value: text, reason: "must be more than zero") }
-            return d
-        }
-
-        while i < arguments.count {
-            var flag = arguments[i]
-            var inline: String?
-            if flag.hasPrefix("--"), let eq = flag.firstIndex(of: "=") {
-                inline = String(flag[flag.index(after: eq)...])
-                flag = String(flag[..<eq])
-            }
+        var args = ArgumentCursor(arguments)
+        while let flag = args.next() {
             switch flag {
             case "--help", "-h": return .help
             case "--version": return .version
             case "--listen":
-                let v = try value(flag, inline)
-                listens.append(try check(flag, v, ValueParsers.listenAddress(v)))
+                listens.append(try args.value(for: flag, ValueParsers.listenAddress))
             case "--backend":
-                let v = try value(flag, inline)
-                backends += try check(flag, v, ValueParsers.backends(v))
+                backends += try args.value(for: flag, ValueParsers.backends)
                 sawBackend = true
             case "--workers":
-                let v = try value(flag, inline); config.workers = try check(flag, v, ValueParsers.integer(v, in: 1...256))
+                config.workers = try args.integer(for: flag, in: 1...256)
             case "--backlog":
-                let v = try value(flag, inline); config.backlog = Int32(try check(flag, v, ValueParsers.integer(v, in: 1...65535)))
+                config.backlog = Int32(try args.integer(for: flag, in: 1...65535))
             case "--connect-timeout":
-                let v = try value(flag, inline); config.connectTimeout = try positive(flag, v)
+                config.connectTimeout = try args.positiveDuration(for: flag)
             case "--idle-timeout":
-                let v = try value(flag, inline); config.idleTimeout = try positive(flag, v)
+                config.idleTimeout = try args.positiveDuration(for: flag)
             case "--fin-timeout":
-                let v = try value(flag, inline); config.finTimeout = try positive(flag, v)
+                config.finTimeout = try args.positiveDuration(for: flag)
             case "--drain-timeout":
-                let v = try value(flag, inline); config.drainTimeout = try check(flag, v, ValueParsers.duration(v))
+                config.drainTimeout = try args.duration(for: flag)
             case "--retries":
-                let v = try value(flag, inline); config.retries = try check(flag, v, ValueParsers.integer(v, in: 0...100))
+                config.retries = try args.integer(for: flag, in: 0...100)
             case "--on-no-backend":
-                let v = try value(flag, inline)
-                guard let action = NoBackendAction(rawValue: v) else {
-                    throw ConfigError(flag: flag, value: v, reason: "expected http502 or close")
-                }
-                config.onNoBackend = action
+                config.onNoBackend = try args.value(for: flag, else: "expected http502 or close", NoBackendAction.init(rawValue:))
             case "--buffer-size":
-                let v = try value(flag, inline)
-                config.bufferSize = try check(flag, v, ValueParsers.byteSize(v, in: 1024...(16 * 1024 * 1024)))
+                config.bufferSize = try args.byteSize(for: flag, in: 1024...(16 * 1024 * 1024))
             case "--splice":
-                let v = try value(flag, inline)
+                let v = try args.value(for: flag)
                 switch v {
                 case "on": config.splice = true
                 case "off": config.splice = false
                 default: throw ConfigError(flag: flag, value: v, reason: "expected on or off")
                 }
             case "--health-check":
-                let v = try value(flag, inline)
+                let v = try args.value(for: flag)
                 switch v {
                 case "down": config.health.mode = .downOnly
                 case "all", "tcp": config.health.mode = .all
@@ -147,43 +112,35 @@ public enum CommandLineParser {
                     config.health.mode = .http(path: String(v.dropFirst(5)))
                 }
             case "--health-interval":
-                let v = try value(flag, inline); config.health.interval = try positive(flag, v)
+                config.health.interval = try args.positiveDuration(for: flag)
             case "--health-timeout":
-                let v = try value(flag, inline); config.health.timeout = try positive(flag, v)
+                config.health.timeout = try args.positiveDuration(for: flag)
             case "--health-rise":
-                let v = try value(flag, inline); config.health.rise = try check(flag, v, ValueParsers.integer(v, in: 1...100))
+                config.health.rise = try args.integer(for: flag, in: 1...100)
             case "--health-fall":
-                let v = try value(flag, inline); config.health.fall = try check(flag, v, ValueParsers.integer(v, in: 1...100))
+                config.health.fall = try args.integer(for: flag, in: 1...100)
             case "--health-max-inflight":
-                let v = try value(flag, inline); config.health.maxInFlight = try check(flag, v, ValueParsers.integer(v, in: 1...100_000))
+                config.health.maxInFlight = try args.integer(for: flag, in: 1...100_000)
             case "--quiet":
                 config.logBackendChanges = false
             case "--demo":
                 demo = demoSettings
             case "--demo-count":
-                let v = try value(flag, inline); demoSettings.count = try check(flag, v, ValueParsers.integer(v, in: 1...10_000))
+                demoSettings.count = try args.integer(for: flag, in: 1...10_000)
                 demoOnlyFlag = flag
             case "--fail-rate":
-                let v = try value(flag, inline)
-                guard let f = Double(v), f >= 0, f <= 1 else {
-                    throw ConfigError(flag: flag, value: v, reason: "expected a fraction between 0 and 1")
-                }
-                demoSettings.failRate = f; demoOnlyFlag = flag
+                demoSettings.failRate = try args.fraction(for: flag); demoOnlyFlag = flag
             case "--fault":
-                let v = try value(flag, inline)
+                let v = try args.value(for: flag)
                 guard DemoSettings.faultKinds.contains(v) else {
                     throw ConfigError(flag: flag, value: v, reason: "expected one of \(DemoSettings.faultKinds.joined(separator: ", "))")
                 }
                 demoSettings.fault = v; demoOnlyFlag = flag
             case "--seed":
-                let v = try value(flag, inline)
-                guard let s = UInt64(v) else { throw ConfigError(flag: flag, value: v, reason: "not a whole number") }
-                demoSettings.seed = s; demoOnlyFlag = flag
+                demoSettings.seed = try args.seed(for: flag); demoOnlyFlag = flag
             default:
-                if flag.hasPrefix("-") { throw ConfigError(flag: flag, value: nil, reason: "unknown flag (see --help)") }
-                throw ConfigError(flag: flag, value: nil, reason: "unexpected argument (see --help)")
+                throw ArgumentCursor.unrecognized(flag)
             }
-            i += 1
         }
 
         if demo != nil { demo = demoSettings }

@@ -14,45 +14,16 @@ func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) -> Bo
     }
 }
 
-/// Starts `body` on its own thread; `join()` waits for it.
-final class TestThread: @unchecked Sendable {
-    // @unchecked: `thread` is written once before the handle is shared.
-    private var thread = pthread_t()
-
-    init(_ body: @escaping @Sendable () -> Void) {
-        final class Box: @unchecked Sendable {
-            let body: @Sendable () -> Void
-            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+extension OSThread {
+    /// Starts `body` on its own thread for a test's second party (a sender while the test reads, a
+    /// server's accept loop); `join()` waits for it. A test cannot go on without it, so a failure to
+    /// start one stops the run.
+    static func start(_ body: @escaping @Sendable () -> Void) -> OSThread {
+        do {
+            return try spawn(body)
+        } catch {
+            preconditionFailure("\(error)")
         }
-        let rc = pthread_create(&thread, nil, { raw in
-            Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-            return nil
-        }, Unmanaged.passRetained(Box(body)).toOpaque())
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-    }
-
-    func join() { pthread_join(thread, nil) }
-}
-
-/// A seeded byte stream (SplitMix64), so failures reproduce.
-struct SeededBytes {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func bytes(_ count: Int) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: count)
-        var i = 0
-        while i < count {
-            var v = next()
-            for _ in 0..<8 where i < count { out[i] = UInt8(truncatingIfNeeded: v); v >>= 8; i += 1 }
-        }
-        return out
     }
 }
 

@@ -5,20 +5,39 @@ import Synchronization
 /// How a read loop ended.
 enum StreamEnd: Equatable { case eof, reset, timeout, limit }
 
+/// What one read gave: bytes, or how the stream ended (with the errno of a failure).
+enum ReadOutcome: Equatable {
+    case data([UInt8])
+    case eof
+    case timeout
+    case error(Int32)
+}
+
 /// Blocking socket helpers for test clients and servers. Every socket gets send and receive timeouts,
 /// so a broken proxy fails a test instead of hanging it.
 enum TestSocket {
-    static func setTimeouts(_ fd: Int32, seconds: Int = 10) {
-        var tv = timeval(tv_sec: seconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    static func setTimeouts(_ fd: Int32, seconds: Int = 10) { setTimeouts(fd, .seconds(seconds)) }
+
+    static func setTimeouts(_ fd: Int32, _ timeout: Duration) {
+        setReceiveTimeout(fd, timeout)
+        var tv = timeval(timeout)
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    static func setReceiveTimeout(_ fd: Int32, _ timeout: Duration) {
+        var tv = timeval(timeout)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// A blocking connected socket, or the connect's errno.
     static func connect(_ address: SocketAddress, timeoutSeconds: Int = 10) -> Result<Int32, SystemError> {
+        connect(address, timeout: .seconds(timeoutSeconds))
+    }
+
+    static func connect(_ address: SocketAddress, timeout: Duration) -> Result<Int32, SystemError> {
         let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return .failure(SystemError(errno: errno, operation: "socket")) }
-        setTimeouts(fd, seconds: timeoutSeconds)
+        setTimeouts(fd, timeout)
         let rc = address.withSockaddr { Glibc.connect(fd, $0, $1) }
         if rc != 0 {
             let e = errno
@@ -42,21 +61,45 @@ enum TestSocket {
         }
     }
 
+    @discardableResult
     static func sendAll(_ fd: Int32, _ text: String) -> Bool { sendAll(fd, Array(text.utf8)) }
+
+    /// One recv of up to `max` bytes.
+    static func readOnce(_ fd: Int32, max: Int = 65536) -> ReadOutcome {
+        var buffer = [UInt8](repeating: 0, count: max)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, max, 0) }
+            if n > 0 { return .data(Array(buffer[..<n])) }
+            if n == 0 { return .eof }
+            let err = errno
+            if err == EINTR { continue }
+            if err == EAGAIN || err == EWOULDBLOCK { return .timeout }
+            return .error(err)
+        }
+    }
+
+    /// Reads until `count` bytes have come (end nil), or EOF, timeout or error; returns the bytes and how
+    /// it ended.
+    static func read(_ fd: Int32, count: Int) -> (bytes: [UInt8], end: ReadOutcome?) {
+        var got: [UInt8] = []
+        while got.count < count {
+            switch readOnce(fd, max: min(65536, count - got.count)) {
+            case .data(let d): got += d
+            case let other: return (got, other)
+            }
+        }
+        return (got, nil)
+    }
 
     /// Reads until EOF, an error, a timeout or `limit` bytes.
     static func readAll(_ fd: Int32, limit: Int = 1 << 30) -> (bytes: [UInt8], end: StreamEnd) {
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while out.count < limit {
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, min($0.count, limit - out.count), 0) }
-            if n > 0 { out += buf[0..<n]; continue }
-            if n == 0 { return (out, .eof) }
-            if errno == EINTR { continue }
-            if errno == EAGAIN || errno == EWOULDBLOCK { return (out, .timeout) }
-            return (out, .reset)
+        let (bytes, end) = read(fd, count: limit)
+        switch end {
+        case nil: return (bytes, .limit)
+        case .eof?: return (bytes, .eof)
+        case .timeout?: return (bytes, .timeout)
+        case .error?, .data?: return (bytes, .reset)
         }
-        return (out, .limit)
     }
 
     /// Reads exactly `count` bytes, or returns what came before the stream ended.
@@ -110,7 +153,7 @@ final class TestServer: Sendable {
     let address: SocketAddress
     private let listenFD: Int32
     private let connections = Mutex<Set<Int32>>([])
-    private let threads = Mutex<[TestThread]>([])
+    private let threads = Mutex<[OSThread]>([])
     let accepted = Atomic<Int>(0)
     private let stopped = Atomic<Bool>(false)
 
@@ -122,7 +165,7 @@ final class TestServer: Sendable {
         _ = address.withMutableSockaddr { getsockname(fd, $0, $1) }
         self.address = address
         listenFD = fd
-        let acceptThread = TestThread { [self] in
+        let acceptThread = OSThread.start { [self] in
             while true {
                 let c = accept(fd, nil, nil)
                 if c < 0 {
@@ -133,7 +176,7 @@ final class TestServer: Sendable {
                 accepted.add(1, ordering: .relaxed)
                 TestSocket.setTimeouts(c, seconds: 30)
                 connections.withLock { _ = $0.insert(c) }
-                let t = TestThread { [self] in
+                let t = OSThread.start { [self] in
                     handler(c)
                     connections.withLock { _ = $0.remove(c) }
                     close(c)
@@ -150,7 +193,7 @@ final class TestServer: Sendable {
         if stopped.exchange(true, ordering: .acquiringAndReleasing) { return }
         shutdown(listenFD, Int32(SHUT_RDWR))
         connections.withLock { for c in $0 { shutdown(c, Int32(SHUT_RDWR)) } }
-        while let batch = Optional(threads.withLock { t -> [TestThread] in let all = t; t.removeAll(); return all }), !batch.isEmpty {
+        while let batch = Optional(threads.withLock { t -> [OSThread] in let all = t; t.removeAll(); return all }), !batch.isEmpty {
             for t in batch { t.join() }
         }
         close(listenFD)
@@ -186,5 +229,11 @@ final class TestServer: Sendable {
                 guard TestSocket.sendAll(fd, response), !close else { return }
             }
         }
+    }
+}
+
+extension timeval {
+    init(_ d: Duration) {
+        self.init(tv_sec: Int(d.components.seconds), tv_usec: Int(d.components.attoseconds / 1_000_000_000_000))
     }
 }

@@ -1,0 +1,108 @@
+/// Walks a command line one flag at a time, for `lb`, `fakebackends` and `loadgen` alike. Splits
+/// `--flag=value`, fetches a flag's value (inline or the next argument), and turns a refused value into
+/// a `ConfigError` naming the flag and the value.
+///
+///     var args = ArgumentCursor(arguments)
+///     while let flag = args.next() {
+///         switch flag {
+///         case "--workers": workers = try args.integer(for: flag, in: 1...256)
+///         ...
+///         }
+///     }
+public struct ArgumentCursor {
+    private let arguments: [String]
+    /// The argument `next()` returns next.
+    private var index = 0
+    /// The `=value` of the flag `next()` returned last, if it had one.
+    private var inline: String?
+
+    public init(_ arguments: [String]) {
+        self.arguments = arguments
+    }
+
+    /// The next argument; for `--flag=value`, just `--flag` (the value is what `value(for:)` returns).
+    /// Nil when none are left.
+    public mutating func next() -> String? {
+        guard index < arguments.count else { return nil }
+        var flag = arguments[index]
+        index += 1
+        inline = nil
+        if flag.hasPrefix("--"), let eq = flag.firstIndex(of: "=") {
+            inline = String(flag[flag.index(after: eq)...])
+            flag = String(flag[..<eq])
+        }
+        return flag
+    }
+
+    /// The current flag's value: its `=value`, or else the next argument.
+    public mutating func value(for flag: String) throws(ConfigError) -> String {
+        if let inline { return inline }
+        guard index < arguments.count else { throw ConfigError(flag: flag, value: nil, reason: "needs a value") }
+        index += 1
+        return arguments[index - 1]
+    }
+
+    /// The current flag's value run through `parse`.
+    public mutating func value<T>(for flag: String, _ parse: (String) -> Result<T, ParseFailure>) throws(ConfigError) -> T {
+        let text = try value(for: flag)
+        return try Self.check(flag, text, parse(text))
+    }
+
+    /// The current flag's value run through `convert`; `reason` when that gives nil. Assign the result
+    /// to a non-optional: into an optional, `T` becomes optional too and a nil from `convert` passes.
+    public mutating func value<T>(for flag: String, else reason: @autoclosure () -> String,
+                                  _ convert: (String) -> T?) throws(ConfigError) -> T {
+        let text = try value(for: flag)
+        guard let v = convert(text) else { throw ConfigError(flag: flag, value: text, reason: reason()) }
+        return v
+    }
+
+    /// A whole number in `range`.
+    public mutating func integer(for flag: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        try value(for: flag) { ValueParsers.integer($0, in: range) }
+    }
+
+    /// A byte size (`16384`, `16k`, `1m`) in `range`.
+    public mutating func byteSize(for flag: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        try value(for: flag) { ValueParsers.byteSize($0, in: range) }
+    }
+
+    /// A duration (`250ms`, `2s`), zero allowed.
+    public mutating func duration(for flag: String) throws(ConfigError) -> Duration {
+        try value(for: flag, ValueParsers.duration)
+    }
+
+    /// A duration of more than zero.
+    public mutating func positiveDuration(for flag: String) throws(ConfigError) -> Duration {
+        let text = try value(for: flag)
+        let d = try Self.check(flag, text, ValueParsers.duration(text))
+        guard d > .zero else { throw ConfigError(flag: flag, value: text, reason: "must be more than zero") }
+        return d
+    }
+
+    /// A fraction from 0 to 1.
+    public mutating func fraction(for flag: String) throws(ConfigError) -> Double {
+        try value(for: flag, else: "expected a fraction between 0 and 1") { text in
+            Double(text).flatMap { $0.isFinite && $0 >= 0 && $0 <= 1 ? $0 : nil }
+        }
+    }
+
+    /// A seed: any unsigned 64-bit number.
+    public mutating func seed(for flag: String) throws(ConfigError) -> UInt64 {
+        try value(for: flag, else: "not a whole number") { UInt64($0) }
+    }
+
+    /// `result`'s value, or a `ConfigError` naming `flag`, `text` and the parser's reason.
+    public static func check<T>(_ flag: String, _ text: String, _ result: Result<T, ParseFailure>) throws(ConfigError) -> T {
+        switch result {
+        case .success(let v): return v
+        case .failure(let f): throw ConfigError(flag: flag, value: text, reason: f.reason)
+        }
+    }
+
+    /// The refusal of an argument no case matched: an unknown flag, or a stray word.
+    public static func unrecognized(_ flag: String) -> ConfigError {
+        if flag.hasPrefix("-") { return ConfigError(flag: flag, value: nil, reason: "unknown flag (see --help)") }
+        return ConfigError(flag: flag, value: nil, reason: "unexpected argument (see --help)")
+    }
+}

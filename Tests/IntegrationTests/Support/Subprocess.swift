@@ -7,7 +7,7 @@ final class Subprocess: Sendable {
     let pid: pid_t
     private final class Output: Sendable { let bytes = Mutex<[UInt8]>([]) }
     private let output = Output()
-    private let reader: TestThread
+    private let reader: OSThread
 
     /// The path of a product built beside the tests, or nil.
     static func product(_ name: String) -> String? {
@@ -45,7 +45,7 @@ final class Subprocess: Sendable {
         self.pid = pid
         let readFD = fds[0]
         let sink = output
-        reader = TestThread {
+        reader = OSThread.start {
             var chunk = [UInt8](repeating: 0, count: 4096)
             while true {
                 let n = chunk.withUnsafeMutableBytes { read(readFD, $0.baseAddress, 4096) }

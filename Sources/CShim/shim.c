@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -36,17 +37,12 @@ int lb_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
     return epoll_ctl(epfd, op, fd, &ev);
 }
 
-int lb_epoll_wait(int epfd, lb_event *events, int max_events, int timeout_ms) {
-    struct epoll_event raw[1024];
-    if (max_events > 1024) max_events = 1024;
+_Static_assert(sizeof(struct epoll_event) == LB_EPOLL_EVENT_SIZE, "epoll_event size");
+_Static_assert(offsetof(struct epoll_event, data) == LB_EPOLL_DATA_OFFSET, "epoll_event data offset");
+
+int lb_epoll_wait(int epfd, void *events, int max_events, int timeout_ms) {
     // epoll_pwait with no mask is epoll_wait, and exists on every architecture (aarch64 has no epoll_wait).
-    int n = (int)syscall(SYS_epoll_pwait, epfd, raw, max_events, timeout_ms, NULL, (size_t)8);
-    for (int i = 0; i < n; i++) {
-        events[i].events = raw[i].events;
-        events[i].reserved = 0;
-        events[i].data = raw[i].data.u64;
-    }
-    return n;
+    return (int)syscall(SYS_epoll_pwait, epfd, events, max_events, timeout_ms, NULL, (size_t)8);
 }
 
 ssize_t lb_read(int fd, void *buf, size_t len) { return syscall(SYS_read, fd, buf, len); }

@@ -68,6 +68,19 @@ import Testing
         #expect(wheel.millisecondsUntilNext(now: 60 * ms) == 0)
     }
 
+    @Test func earlierTimerAfterIdlePollsStillFiresOnTime() {
+        // Polls that find nothing due skip the sweep; a timer set later for an earlier time must not be missed.
+        var wheel = TimerWheel(tick: .milliseconds(10), slots: 64, capacity: 4, now: 0)
+        wheel.schedule(0, at: 5000 * ms)
+        for t in stride(from: UInt64(10), to: 400, by: 30) { #expect(drain(&wheel, now: t * ms) == []) }
+        wheel.schedule(1, at: 450 * ms)
+        #expect(wheel.millisecondsUntilNext(now: 400 * ms) <= 50)
+        #expect(drain(&wheel, now: 449 * ms) == [])
+        #expect(drain(&wheel, now: 450 * ms) == [1])
+        #expect(drain(&wheel, now: 4990 * ms) == [])
+        #expect(drain(&wheel, now: 5000 * ms) == [0])
+    }
+
     @Test func scheduleInThePastFiresOnNextSweep() {
         var wheel = TimerWheel(tick: .milliseconds(10), slots: 64, capacity: 1, now: 1000 * ms)
         wheel.schedule(0, at: 10 * ms)

@@ -21,17 +21,21 @@
 #define LB_EPOLL_CTL_DEL 2
 #define LB_EPOLL_CTL_MOD 3
 
-// One ready event, naturally aligned (the kernel's struct is packed on x86_64; shim.c converts).
-typedef struct lb_event {
-    uint32_t events;
-    uint32_t reserved;
-    uint64_t data;
-} lb_event;
+// The kernel's struct epoll_event, described rather than declared: it is packed on x86_64 (12 bytes,
+// data at offset 4) and naturally aligned elsewhere. Swift reads the fields with unaligned loads from
+// the buffer the kernel filled, so ready events are never copied (shim.c checks these numbers).
+#if defined(__x86_64__)
+#define LB_EPOLL_EVENT_SIZE 12
+#define LB_EPOLL_DATA_OFFSET 4
+#else
+#define LB_EPOLL_EVENT_SIZE 16
+#define LB_EPOLL_DATA_OFFSET 8
+#endif
 
 int lb_epoll_create(void);
 int lb_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
-// At most 1024 events per call.
-int lb_epoll_wait(int epfd, lb_event *events, int max_events, int timeout_ms);
+// `events` holds max_events kernel epoll_events (LB_EPOLL_EVENT_SIZE bytes each).
+int lb_epoll_wait(int epfd, void *events, int max_events, int timeout_ms);
 
 // The data path's calls, made with syscall(2) directly: glibc's wrappers for these are pthread
 // cancellation points, and each call pays for switching async cancellation on and off (about 60

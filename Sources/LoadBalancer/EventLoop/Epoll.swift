@@ -10,20 +10,40 @@ public enum EpollEvents {
     public static let edgeTriggered: UInt32 = LB_EPOLLET
 }
 
+/// One ready event: what happened, and the 64-bit cookie given at registration.
+public struct EpollEvent: Sendable {
+    public var events: UInt32
+    public var data: UInt64
+}
+
+/// The ready-event array as the kernel fills it (packed on x86_64), read in place.
+public struct EpollEventBuffer: @unchecked Sendable {
+    // @unchecked: a view of memory owned by one Epoll, used only on its thread.
+    let base: UnsafeMutableRawPointer
+
+    @inline(__always)
+    public subscript(i: Int) -> EpollEvent {
+        let p = base + i &* Int(LB_EPOLL_EVENT_SIZE)
+        return EpollEvent(
+            events: p.loadUnaligned(as: UInt32.self),
+            data: p.loadUnaligned(fromByteOffset: Int(LB_EPOLL_DATA_OFFSET), as: UInt64.self))
+    }
+}
+
 /// One epoll instance and its ready-event array, allocated once. Owned by one thread.
 public struct Epoll: ~Copyable {
     public let fd: Int32
-    public let events: UnsafeMutablePointer<lb_event>
+    public let events: EpollEventBuffer
     public let capacity: Int32
 
     public init(capacity: Int32 = 512) throws(SystemError) {
         fd = try Sys.epollCreate()
         self.capacity = min(capacity, 1024)
-        events = .allocate(capacity: Int(self.capacity))
+        events = EpollEventBuffer(base: .allocate(byteCount: Int(self.capacity) * Int(LB_EPOLL_EVENT_SIZE), alignment: 8))
     }
 
     deinit {
-        events.deallocate()
+        events.base.deallocate()
         Sys.close(fd)
     }
 
@@ -45,6 +65,6 @@ public struct Epoll: ~Copyable {
 
     @inline(__always)
     public func wait(timeoutMs: Int32) throws(SystemError) -> Int {
-        try Sys.epollWait(fd, events, capacity, timeoutMs: timeoutMs)
+        try Sys.epollWait(fd, events.base, capacity, timeoutMs: timeoutMs)
     }
 }

@@ -99,6 +99,10 @@ public struct TimerWheel: ~Copyable {
                 if count == 0 { cursor = max(cursor, nowTick) }
                 return nil
             }
+            // Nothing can be due before the earliest occupied tick: skip the sweep (the cursor catches
+            // up when something is). This keeps the per-iteration cost at a compare.
+            if earliestHint == 0 { earliestHint = nextOccupiedTick(after: cursor, limit: cursor + UInt64(slotCount)) }
+            if nowTick < earliestHint { return nil }
             // Jump over empty slots; a wheel revolution bounds the jump.
             cursor = nextOccupiedTick(after: cursor, limit: nowTick)
             if cursor >= earliestHint { earliestHint = 0 }

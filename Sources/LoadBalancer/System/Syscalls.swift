@@ -165,7 +165,7 @@ public enum Sys {
     }
 
     @inline(__always)
-    public static func epollWait(_ epfd: Int32, _ events: UnsafeMutablePointer<lb_event>, _ max: Int32, timeoutMs: Int32) throws(SystemError) -> Int {
+    public static func epollWait(_ epfd: Int32, _ events: UnsafeMutableRawPointer, _ max: Int32, timeoutMs: Int32) throws(SystemError) -> Int {
         // EINTR here is not retried blindly: the caller recomputes its timeout, so return 0 events.
         let rc = lb_epoll_wait(epfd, events, max, timeoutMs)
         if rc >= 0 { return Int(rc) }

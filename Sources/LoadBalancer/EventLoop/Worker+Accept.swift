@@ -26,6 +26,19 @@ extension Worker {
         }
     }
 
+    /// Ends a pause: first the spare fd must be had again, else the pause goes on.
+    mutating func resumeListeners() {
+        if spareFD < 0 {
+            guard let fd = try? Sys.eventFD() else {
+                resumeListenersAt = now + 100_000_000
+                return
+            }
+            spareFD = fd
+        }
+        resumeListenersAt = 0
+        try? registerListeners()
+    }
+
     mutating func closeListeners() {
         for fd in listeners { Sys.close(fd) }
         listeners.removeAll()

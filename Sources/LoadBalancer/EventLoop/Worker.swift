@@ -16,6 +16,9 @@ struct Worker: ~Copyable {
 
     var listeners: [Int32]
     var listenersRegistered = false
+    /// One fd held in reserve (an eventfd), given up when a backend socket cannot be had, so a pair
+    /// already accepted is never lost to fd exhaustion. Accepting resumes only once it is back.
+    var spareFD: Int32 = -1
     var resumeListenersAt: UInt64 = 0
     var lastPauseLog: UInt64 = 0
 
@@ -59,6 +62,7 @@ struct Worker: ~Copyable {
             pairs[i].nextFree = freeHead
             freeHead = Int32(i)
         }
+        spareFD = (try? Sys.eventFD()) ?? -1
     }
 
     deinit {
@@ -92,12 +96,12 @@ struct Worker: ~Copyable {
             runProbeSchedule()
             publishGauges()
             if !listenersRegistered && !draining && resumeListenersAt != 0 && now >= resumeListenersAt {
-                resumeListenersAt = 0
-                try? registerListeners()
+                resumeListeners()
             }
             if draining && (activePairs == 0 || now >= drainDeadline) { running = false }
         }
         closeEverything()
+        if spareFD >= 0 { Sys.close(spareFD) }
         publishGauges()
         shared.finished.store(true, ordering: .releasing)
     }

@@ -39,11 +39,8 @@ extension Worker {
             return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: settings.pair))
         }
         let address = pool.table.addresses[Int(id)]
-        let fd: Int32
-        do {
-            fd = try Sys.socket(family: address.family)
-        } catch {
-            // Our own failure (fd exhaustion), not the backend's: do not mark it.
+        guard let fd = backendSocket(family: address.family) else {
+            // Our own failure (fd exhaustion even after the spare), not the backend's: do not mark it.
             return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: settings.pair))
         }
         _ = try? Sys.setNoDelay(fd)
@@ -67,6 +64,22 @@ extension Worker {
             return execute(p, p.pointee.lifecycle.connected(now: now, settings: settings.pair))
         }
         return true
+    }
+
+    /// A socket for a backend connection. When the process is out of fds, the worker's spare fd is
+    /// given up so the client already accepted still gets its backend, and accepting pauses until the
+    /// spare can be taken back: a client in the backlog waits there instead of getting a 502.
+    private mutating func backendSocket(family: Int32) -> Int32? {
+        do {
+            return try Sys.socket(family: family)
+        } catch {
+            guard error.errno == EMFILE || error.errno == ENFILE else { return nil }
+        }
+        pauseListeners(reason: SystemError.message(for: EMFILE))
+        guard spareFD >= 0 else { return nil }
+        Sys.close(spareFD)
+        spareFD = -1
+        return try? Sys.socket(family: family)
     }
 
     /// Closes the backend side of a pair (a failed attempt, or the pair's end).

@@ -20,10 +20,14 @@ final class Subprocess: Sendable {
         return access(candidate, X_OK) == 0 ? candidate : nil
     }
 
-    /// Starts `/bin/sh -c 'ulimit -n LIMIT; exec PATH ARGS'` (the limit only when given).
-    init(_ path: String, _ arguments: [String], fileLimit: Int? = nil) throws {
+    /// Starts `/bin/bash -c 'ulimit -n LIMIT; PREAMBLE; exec PATH ARGS'` (the limit only when given).
+    init(_ path: String, _ arguments: [String], fileLimit: Int? = nil, preamble: String = "") throws {
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { throw SystemError(errno: errno, operation: "pipe") }
+        // Close-on-exec, so children spawned by parallel tests do not inherit each other's pipes
+        // (the child's own stderr is a dup2 of the write end, which clears the flag on fd 2).
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -31,12 +35,12 @@ final class Subprocess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addclose(&actions, fds[0])
         let quoted = ([path] + arguments).map { "'" + $0 + "'" }.joined(separator: " ")
-        let script = (fileLimit.map { "ulimit -n \($0); " } ?? "") + "exec " + quoted
-        let words: [String] = ["/bin/sh", "-c", script]
+        let script = (fileLimit.map { "ulimit -n \($0); " } ?? "") + preamble + "exec " + quoted
+        let words: [String] = ["/bin/bash", "-c", script]
         let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/bin/sh", &actions, nil, argv, environ)
+        let rc = posix_spawn(&pid, "/bin/bash", &actions, nil, argv, environ)
         close(fds[1])
         guard rc == 0 else {
             close(fds[0])

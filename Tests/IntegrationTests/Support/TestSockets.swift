@@ -168,6 +168,7 @@ final class TestServer: Sendable {
         let acceptThread = OSThread.start { [self] in
             while true {
                 let c = accept(fd, nil, nil)
+                if c >= 0 { _ = fcntl(c, F_SETFD, FD_CLOEXEC) }  // lb child processes must not inherit it
                 if c < 0 {
                     if errno == EINTR || errno == ECONNABORTED { continue }
                     return

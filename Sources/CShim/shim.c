@@ -28,6 +28,31 @@ _Static_assert(LB_EPOLL_CTL_ADD == EPOLL_CTL_ADD && LB_EPOLL_CTL_DEL == EPOLL_CT
                    LB_EPOLL_CTL_MOD == EPOLL_CTL_MOD,
                "epoll ops");
 
+// The data path's system calls. On x86_64 they are issued inline: glibc's read/send are pthread
+// cancellation points (about 60 instructions of bookkeeping each, measured with callgrind) and its
+// generic syscall() shuffles six argument registers for every call. Elsewhere, syscall() does it.
+#if defined(__x86_64__)
+static inline long raw_syscall6(long n, long a, long b, long c, long d, long e, long f) {
+    long ret;
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    if (ret < 0 && ret > -4096) {
+        errno = (int)-ret;
+        return -1;
+    }
+    return ret;
+}
+#define LB_SYSCALL(n, a, b, c, d, e, f) \
+    raw_syscall6((n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
+#else
+#define LB_SYSCALL(n, a, b, c, d, e, f) syscall((n), (a), (b), (c), (d), (e), (f))
+#endif
+
 int lb_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
 int lb_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
@@ -42,13 +67,13 @@ _Static_assert(offsetof(struct epoll_event, data) == LB_EPOLL_DATA_OFFSET, "epol
 
 int lb_epoll_wait(int epfd, void *events, int max_events, int timeout_ms) {
     // epoll_pwait with no mask is epoll_wait, and exists on every architecture (aarch64 has no epoll_wait).
-    return (int)syscall(SYS_epoll_pwait, epfd, events, max_events, timeout_ms, NULL, (size_t)8);
+    return (int)LB_SYSCALL(SYS_epoll_pwait, epfd, events, max_events, timeout_ms, NULL, 8);
 }
 
-ssize_t lb_read(int fd, void *buf, size_t len) { return syscall(SYS_read, fd, buf, len); }
+ssize_t lb_read(int fd, void *buf, size_t len) { return LB_SYSCALL(SYS_read, fd, buf, len, 0, 0, 0); }
 
 ssize_t lb_send(int fd, const void *buf, size_t len) {
-    return syscall(SYS_sendto, fd, buf, len, MSG_NOSIGNAL, NULL, 0);
+    return LB_SYSCALL(SYS_sendto, fd, buf, len, MSG_NOSIGNAL, NULL, 0);
 }
 
 int lb_socket(int domain) { return socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); }
@@ -62,7 +87,7 @@ int lb_pipe2(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
 int lb_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
 ssize_t lb_splice(int fd_in, int fd_out, size_t len) {
-    return syscall(SYS_splice, fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    return LB_SYSCALL(SYS_splice, fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 }
 
 int lb_pipe_set_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }

@@ -37,9 +37,9 @@ int lb_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
 // `events` holds max_events kernel epoll_events (LB_EPOLL_EVENT_SIZE bytes each).
 int lb_epoll_wait(int epfd, void *events, int max_events, int timeout_ms);
 
-// The data path's calls, made with syscall(2) directly: glibc's wrappers for these are pthread
-// cancellation points, and each call pays for switching async cancellation on and off (about 60
-// instructions, measured with callgrind) although our threads are never cancelled.
+// The data path's calls, made as raw system calls (see shim.c): glibc's wrappers for these are pthread
+// cancellation points, and each call pays for switching async cancellation on and off although our
+// threads are never cancelled. They return -1 and set errno like the libc calls.
 ssize_t lb_read(int fd, void *buf, size_t len);
 ssize_t lb_send(int fd, const void *buf, size_t len);
 

@@ -144,7 +144,9 @@ public enum FakeResponses {
     public static func ok(port: UInt16, keepAlive: Bool, includeBody: Bool = true) -> [UInt8] {
         let body = "backend \(port)\n"
         var text = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nX-Backend: \(port)\r\n"
-        text += keepAlive ? "\r\n" : "Connection: close\r\n\r\n"
+        // Said explicitly both ways: an HTTP/1.0 client that asked for keep-alive (ab -k) closes
+        // otherwise, or waits for a close that never comes.
+        text += keepAlive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n"
         if includeBody { text += body }
         return Array(text.utf8)
     }

@@ -52,7 +52,8 @@ import Testing
 
         let kept = try TestClient(farm.addresses[0])
         kept.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-        #expect(kept.readHTTPResponse() != nil)
+        // An HTTP/1.0 client keeps the connection only if the answer says so (ab -k relies on it).
+        #expect(kept.readHTTPResponse()?.head.contains("\r\nConnection: keep-alive\r\n") == true)
         kept.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
         #expect(kept.readHTTPResponse() != nil)
     }

@@ -83,6 +83,14 @@ public final class LoadBalancer: Sendable {
         for w in workers { w.send(.drain(deadline: deadline)) }
     }
 
+    /// Marks a backend down by hand (health checks bring it back), logged like any other change.
+    @discardableResult
+    public func markDown(_ address: SocketAddress) -> Result<Bool, PoolError> {
+        let result = pool.markDown(address, rise: configuration.health.rise, fall: configuration.health.fall)
+        if case .success(true) = result { log.log("backend \(address) down: marked down by hand") }
+        return result
+    }
+
     /// Closes everything now.
     public func stopNow() {
         for w in workers { w.send(.stop) }

@@ -70,7 +70,22 @@ import Testing
         }
     }
 
-    @Test func silentBackendFallsAfterThreeIdleTimeouts() throws {
+    @Test func markedDownByHandIsBroughtBackByProbes() throws {
+        try withFarmAndBalancer(FarmConfiguration(ephemeral: 2), configure: {
+            $0.health.interval = .milliseconds(200)
+            $0.health.rise = 2
+        }) { farm, lb, address in
+            let target = farm.addresses[0]
+            #expect(try lb.markDown(target).get() == true)
+            #expect(lb.log.recent.contains("backend \(target) down: marked down by hand"))
+            // It listens and is healthy, so the probes of down backends bring it back.
+            #expect(eventually { lb.pool.info(target)?.isUp == true })
+            let report = try load(address, requests: 40, concurrency: 2)
+            #expect((report.backends[String(target.port)] ?? 0) > 0)
+        }
+    }
+
+        @Test func silentBackendFallsAfterThreeIdleTimeouts() throws {
         var farmConfig = FarmConfiguration(ephemeral: 1)
         farmConfig.failRate = 1
         farmConfig.fault = .hang

@@ -71,6 +71,24 @@ import Testing
         #expect(throws: PoolError.unknown(three)) { try pool.remove(three).get() }
     }
 
+    @Test func markDownByHandUntilProbesBringItBack() throws {
+        let pool = BackendPool(specs(1...2))
+        var view = RoundRobinView()
+        view.rebuild(from: pool)
+        let one = SocketAddress(host: "127.0.0.1", port: 1)!
+        #expect(try pool.markDown(one).get() == true)
+        #expect(try pool.markDown(one).get() == false)  // already down
+        let changed = view.refresh(from: pool)
+        #expect(changed)
+        #expect(Set(picks(view, pool, 4)) == [2])
+        let id = try #require(pool.id(of: one))
+        _ = pool.apply(.probeSucceeded, to: id, rise: 2, fall: 3)
+        #expect(pool.apply(.probeSucceeded, to: id, rise: 2, fall: 3).0 == .wentUp)
+        #expect(throws: PoolError.unknown(SocketAddress(host: "127.0.0.1", port: 9)!)) {
+            try pool.markDown(SocketAddress(host: "127.0.0.1", port: 9)!).get()
+        }
+    }
+
     @Test func sharedCounterSpreadsAcrossViews() {
         // Two workers' views share one counter: together they still go round in order.
         let pool = BackendPool(specs(1...4))

@@ -125,6 +125,14 @@ public final class BackendPool: Sendable {
         return .success(())
     }
 
+    /// Marks a backend down now, as a failed connect would. Active health checks bring it back once it
+    /// passes `rise` probes in a row. Returns whether it was up.
+    @discardableResult
+    public func markDown(_ address: SocketAddress, rise: Int = 2, fall: Int = 3) -> Result<Bool, PoolError> {
+        guard let id = id(of: address) else { return .failure(.unknown(address)) }
+        return .success(apply(.markedDown, to: id, rise: rise, fall: fall).0 == .wentDown)
+    }
+
     public func id(of address: SocketAddress) -> BackendID? {
         membership.withLock { $0.byAddress[address] }
     }

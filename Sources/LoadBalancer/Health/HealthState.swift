@@ -2,6 +2,8 @@
 public enum HealthEvent: Equatable, Sendable {
     /// A connect was refused, reset or timed out: the backend is down at once.
     case connectFailed(ConnectFailure)
+    /// An operator (or the admin API) marked it down: down at once, and health checks bring it back.
+    case markedDown
     /// A client's request was delivered and the backend stayed silent until the idle timeout.
     case silentTimeout
     /// The backend answered a client (clears a run of silent timeouts).
@@ -35,7 +37,7 @@ public struct HealthState: Equatable, Sendable {
 
     public mutating func apply(_ event: HealthEvent, rise: Int, fall: Int) -> HealthTransition {
         switch event {
-        case .connectFailed:
+        case .connectFailed, .markedDown:
             successStreak = 0
             failStreak = UInt8(clamping: max(Int(failStreak) + 1, fall))
             return goDown()

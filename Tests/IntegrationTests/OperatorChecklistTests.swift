@@ -84,7 +84,25 @@ import Testing
         }
     }
 
-    @Test func noConnectionLeftAfterARun() throws {
+    @Test func echoThroughTheBalancerLosesNoByte() throws {
+        try withFarmAndBalancer(FarmConfiguration(ephemeral: 4, mode: .echo)) { _, lb, address in
+            var config = LoadConfiguration(target: LoadTarget(address: address))
+            config.mode = .echo
+            config.size = 200_000
+            config.keepAlive = true
+            config.requests = 400
+            config.concurrency = 40
+            config.threads = 2
+            config.timeout = .seconds(20)
+            let report = try LoadGenerator.run(config)
+            #expect(report.succeeded == 400, "\(report.errors)")
+            #expect(report.errors[.mismatch] == nil)
+            #expect(report.bytesReceived == 400 * 200_000)
+            #expect(eventually { lb.counters.activePairs == 0 })
+        }
+    }
+
+        @Test func noConnectionLeftAfterARun() throws {
         try withFarmAndBalancer(FarmConfiguration(ephemeral: 3)) { farm, lb, address in
             let report = try load(address, requests: 500, concurrency: 50, keepAlive: true)
             #expect(report.succeeded == 500)

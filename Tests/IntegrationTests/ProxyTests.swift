@@ -31,11 +31,14 @@ import Testing
         }
     }
 
-    @Test func echoesMebibytesBothWaysOnManyPairs() throws {
+    /// With splice on, streams that keep filling the buffer move to pipes part-way; off, every byte goes
+    /// through the scratch buffer. Both must deliver every byte, in order.
+    @Test(arguments: [true, false])
+    func echoesMebibytesBothWaysOnManyPairs(splice: Bool) throws {
         let backend = TestServer(handler: TestServer.echo)
         defer { backend.stop() }
         let pairs = 12, size = 3 << 20
-        try withBalancer(backends: [backend.address], configure: { $0.bufferSize = 16384 }) { lb, address in
+        try withBalancer(backends: [backend.address], configure: { $0.bufferSize = 16384; $0.splice = splice }) { lb, address in
             let mismatches = Atomic<Int>(0)
             let threads = (0..<pairs).map { i in
                 OSThread.start {
@@ -58,6 +61,7 @@ import Testing
             let c = lb.counters
             #expect(c.bytesUp == pairs * size && c.bytesDown == pairs * size)
             #expect(c.buffersInUse == 0 && c.pipesInUse == 0)
+            #expect(splice ? c.spliceSwitches > 0 : c.spliceSwitches == 0)
         }
     }
 

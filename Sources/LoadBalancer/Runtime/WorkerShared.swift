@@ -13,6 +13,8 @@ public struct WorkerCounters: Sendable, Equatable {
     public var acceptPauses = 0
     public var probesStarted = 0
     public var probesFailed = 0
+    /// Times a direction moved from copying to splice(2).
+    public var spliceSwitches = 0
     /// Gauges: pooled buffers and pipes holding bytes in flight right now.
     public var buffersInUse = 0
     public var pipesInUse = 0
@@ -22,7 +24,7 @@ public struct WorkerCounters: Sendable, Equatable {
         s.accepted += b.accepted; s.activePairs += b.activePairs; s.closedPairs += b.closedPairs
         s.badGateways += b.badGateways; s.connectFailures += b.connectFailures
         s.bytesUp += b.bytesUp; s.bytesDown += b.bytesDown; s.acceptPauses += b.acceptPauses
-        s.probesStarted += b.probesStarted; s.probesFailed += b.probesFailed
+        s.probesStarted += b.probesStarted; s.probesFailed += b.probesFailed; s.spliceSwitches += b.spliceSwitches
         s.buffersInUse += b.buffersInUse; s.pipesInUse += b.pipesInUse
         return s
     }
@@ -54,6 +56,7 @@ final class WorkerShared: Sendable {
     let acceptPauses = Atomic<Int>(0)
     let probesStarted = Atomic<Int>(0)
     let probesFailed = Atomic<Int>(0)
+    let spliceSwitches = Atomic<Int>(0)
     let buffersInUse = Atomic<Int>(0)
     let pipesInUse = Atomic<Int>(0)
 
@@ -90,6 +93,7 @@ final class WorkerShared: Sendable {
             connectFailures: connectFailures.load(ordering: .relaxed), bytesUp: bytesUp.load(ordering: .relaxed),
             bytesDown: bytesDown.load(ordering: .relaxed), acceptPauses: acceptPauses.load(ordering: .relaxed),
             probesStarted: probesStarted.load(ordering: .relaxed), probesFailed: probesFailed.load(ordering: .relaxed),
+            spliceSwitches: spliceSwitches.load(ordering: .relaxed),
             buffersInUse: buffersInUse.load(ordering: .relaxed), pipesInUse: pipesInUse.load(ordering: .relaxed))
     }
 }

@@ -68,7 +68,7 @@ let farm = demoFarm
 let waiter = try? OSThread.spawn {
     balancer.wait(timeout: drainTimeout + .seconds(5))
     let c = balancer.counters
-    EventLog.writeStderr("lb: stopped after \(c.accepted) connections (\(c.badGateways) answered 502)")
+    EventLog.writeStderr("lb: stopped after \(c[.accepted]) connections (\(c[.badGateways]) answered 502)")
     farm?.stop()
     exit(0)
 }

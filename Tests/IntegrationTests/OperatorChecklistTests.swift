@@ -78,7 +78,7 @@ import Testing
             #expect((recovered.backends[String(victim.port)] ?? 0) > 50)
 
             // And nothing is left open: what `netstat -an | grep PORT` would show.
-            #expect(eventually { lb.counters.activePairs == 0 })
+            #expect(eventually { lb.counters[.activePairs] == 0 })
             let leftovers = openSockets(balancer: address, backends: farm.addresses)
             #expect(leftovers.isEmpty, "\(leftovers)")
         }
@@ -98,7 +98,7 @@ import Testing
             #expect(report.succeeded == 400, "\(report.errors)")
             #expect(report.errors[.mismatch] == nil)
             #expect(report.bytesReceived == 400 * 200_000)
-            #expect(eventually { lb.counters.activePairs == 0 })
+            #expect(eventually { lb.counters[.activePairs] == 0 })
         }
     }
 
@@ -106,8 +106,8 @@ import Testing
         try withFarmAndBalancer(FarmConfiguration(ephemeral: 3)) { farm, lb, address in
             let report = try load(address, requests: 500, concurrency: 50, keepAlive: true)
             #expect(report.succeeded == 500)
-            #expect(eventually { lb.counters.activePairs == 0 })
-            #expect(lb.counters.accepted == report.connections)
+            #expect(eventually { lb.counters[.activePairs] == 0 })
+            #expect(lb.counters[.accepted] == report.connections)
             #expect(openSockets(balancer: address, backends: farm.addresses).isEmpty)
             #expect(lb.pool.all().allSatisfy { $0.activeConnections == 0 })
         }

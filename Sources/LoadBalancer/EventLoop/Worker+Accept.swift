@@ -19,7 +19,7 @@ extension Worker {
         for fd in listeners { epoll.remove(fd) }
         listenersRegistered = false
         resumeListenersAt = now + 100_000_000
-        WorkerShared.bump(shared.acceptPauses)
+        shared.bump(.acceptPauses)
         if lastPauseLog == 0 || now - lastPauseLog > 10_000_000_000 {
             lastPauseLog = now
             log.log("worker \(shared.index): accept paused for 100ms: \(reason) (\(activePairs) pairs open)")
@@ -93,8 +93,8 @@ extension Worker {
             return
         }
         activePairs += 1
-        WorkerShared.bump(shared.accepted)
-        WorkerShared.bump(shared.activePairs)
+        shared.bump(.accepted)
+        shared.bump(.activePairs)
         _ = execute(p, p.pointee.lifecycle.accepted(now: now, settings: settings.pair))
     }
 

@@ -109,12 +109,8 @@ struct Worker: ~Copyable {
     /// Stores the buffer and pipe gauges when they changed (a relaxed load per iteration otherwise).
     @inline(__always)
     private func publishGauges() {
-        if shared.buffersInUse.load(ordering: .relaxed) != buffers.outstanding {
-            shared.buffersInUse.store(buffers.outstanding, ordering: .relaxed)
-        }
-        if shared.pipesInUse.load(ordering: .relaxed) != pipes.outstanding {
-            shared.pipesInUse.store(pipes.outstanding, ordering: .relaxed)
-        }
+        if shared.load(.buffersInUse) != buffers.outstanding { shared.set(.buffersInUse, buffers.outstanding) }
+        if shared.load(.pipesInUse) != pipes.outstanding { shared.set(.pipesInUse, pipes.outstanding) }
     }
 
     /// The epoll_wait timeout: the nearest of the pair timers, the probes, a paused listener's
@@ -123,6 +119,10 @@ struct Worker: ~Copyable {
         var timeout = timers.millisecondsUntilNext(now: now)
         if !prober.idle(pool: pool) || prober.inFlight > 0 {
             timeout = Self.earlier(timeout, prober.millisecondsUntilNext(now: now, pool: pool))
+        } else {
+            // Idle probers still look once an interval: another worker (or the API) may have marked
+            // down a backend of this worker's share, and nothing else would wake this loop.
+            timeout = Self.earlier(timeout, Int32(clamping: max(prober.interval / 1_000_000, 1)))
         }
         if resumeListenersAt != 0 { timeout = Self.earlier(timeout, milliseconds(until: resumeListenersAt)) }
         if draining { timeout = Self.earlier(timeout, milliseconds(until: drainDeadline)) }

@@ -34,7 +34,7 @@ extension Worker {
 
     private mutating func startProbe(_ id: BackendID) {
         guard let slot = prober.allocate() else { return }
-        WorkerShared.bump(shared.probesStarted)
+        shared.bump(.probesStarted)
         let address = pool.table.addresses[Int(id)]
         let s = prober.slots + Int(slot)
         s.pointee.backend = id
@@ -144,7 +144,7 @@ extension Worker {
         if !timedOut { prober.wheel.cancel(slot) }
         prober.probing[Int(id)] = false
         prober.free(slot)
-        if !ok { WorkerShared.bump(shared.probesFailed) }
+        if !ok { shared.bump(.probesFailed) }
         let event: HealthEvent = ok ? .probeSucceeded : .probeFailed(failure)
         let (transition, state) = pool.apply(event, to: id, rise: settings.rise, fall: settings.fall)
         let address = pool.table.addresses[Int(id)]

@@ -135,7 +135,7 @@ extension Worker {
                 if d.pointee.fullReads >= settings.spliceAfterFullReads, let pipe = pipes.take() {
                     d.pointee.pipeRead = pipe.read
                     d.pointee.pipeWrite = pipe.write
-                    WorkerShared.bump(shared.spliceSwitches)
+                    shared.bump(.spliceSwitches)
                 }
             }
         }

@@ -18,7 +18,7 @@ extension Worker {
             return false
         }
         if flags.contains(.armTimer) { timers.schedule(Int32(p - pairs), at: actions.deadline) }
-        if flags.contains(.sendBadGateway) { WorkerShared.bump(shared.badGateways) }
+        if flags.contains(.sendBadGateway) { shared.bump(.badGateways) }
         if flags.contains(.lingerClient) { return endClient(p, badGateway: flags.contains(.sendBadGateway)) }
         if flags.contains(.connect) { return connectNext(p) }
         if flags.contains(.startForwarding) {
@@ -109,10 +109,10 @@ extension Worker {
         release(&p.pointee.up)
         release(&p.pointee.down)
         activePairs -= 1
-        WorkerShared.bump(shared.activePairs, by: -1)
-        WorkerShared.bump(shared.closedPairs)
-        if up > 0 { WorkerShared.bump(shared.bytesUp, by: up) }
-        if down > 0 { WorkerShared.bump(shared.bytesDown, by: down) }
+        shared.bump(.activePairs, by: -1)
+        shared.bump(.closedPairs)
+        if up > 0 { shared.bump(.bytesUp, by: up) }
+        if down > 0 { shared.bump(.bytesDown, by: down) }
         freePair(p)
     }
 
@@ -162,7 +162,7 @@ extension Worker {
     private mutating func backendFailed(_ id: BackendID, _ failure: ConnectFailure) {
         guard id >= 0 else { return }
         pool.table.failedConnects[Int(id)].add(1, ordering: .relaxed)
-        WorkerShared.bump(shared.connectFailures)
+        shared.bump(.connectFailures)
         let (transition, state) = pool.apply(.connectFailed(failure), to: id, rise: settings.rise, fall: settings.fall)
         if transition == .wentDown {
             log.log("backend \(pool.table.addresses[Int(id)]) down: \(failure) (\(state.failStreak)/\(settings.fall))")

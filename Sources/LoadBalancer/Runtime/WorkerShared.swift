@@ -1,32 +1,34 @@
 import Synchronization
 
-/// Counters a worker publishes. Each worker writes only its own, so updates never contend; readers
-/// (stats, tests, later /metrics) load them relaxed.
-public struct WorkerCounters: Sendable, Equatable {
-    public var accepted = 0
-    public var activePairs = 0
-    public var closedPairs = 0
-    public var badGateways = 0
-    public var connectFailures = 0
-    public var bytesUp = 0
-    public var bytesDown = 0
-    public var acceptPauses = 0
-    public var probesStarted = 0
-    public var probesFailed = 0
+/// What a worker counts: the one list the snapshot, the sums and (later) `/metrics` all come from.
+/// The last two are gauges (pooled buffers and pipes holding bytes in flight right now).
+public enum WorkerCounter: Int, CaseIterable, Sendable {
+    case accepted, activePairs, closedPairs, badGateways, connectFailures, bytesUp, bytesDown
+    case acceptPauses, probesStarted, probesFailed
     /// Times a direction moved from copying to splice(2).
-    public var spliceSwitches = 0
-    /// Gauges: pooled buffers and pipes holding bytes in flight right now.
-    public var buffersInUse = 0
-    public var pipesInUse = 0
+    case spliceSwitches
+    case buffersInUse, pipesInUse
+}
+
+/// A snapshot of counters (one worker's, or the sum over workers): `counters[.accepted]`.
+public struct WorkerCounters: Sendable, Equatable, CustomStringConvertible {
+    private var values = [Int](repeating: 0, count: WorkerCounter.allCases.count)
+
+    public init() {}
+
+    public subscript(_ counter: WorkerCounter) -> Int {
+        get { values[counter.rawValue] }
+        set { values[counter.rawValue] = newValue }
+    }
 
     public static func + (a: WorkerCounters, b: WorkerCounters) -> WorkerCounters {
-        var s = a
-        s.accepted += b.accepted; s.activePairs += b.activePairs; s.closedPairs += b.closedPairs
-        s.badGateways += b.badGateways; s.connectFailures += b.connectFailures
-        s.bytesUp += b.bytesUp; s.bytesDown += b.bytesDown; s.acceptPauses += b.acceptPauses
-        s.probesStarted += b.probesStarted; s.probesFailed += b.probesFailed; s.spliceSwitches += b.spliceSwitches
-        s.buffersInUse += b.buffersInUse; s.pipesInUse += b.pipesInUse
-        return s
+        var sum = a
+        for i in sum.values.indices { sum.values[i] += b.values[i] }
+        return sum
+    }
+
+    public var description: String {
+        WorkerCounter.allCases.map { "\($0): \(self[$0])" }.joined(separator: ", ")
     }
 }
 
@@ -46,26 +48,22 @@ final class WorkerShared: Sendable {
     private let queue = Mutex<[WorkerCommand]>([])
     let finished = Atomic<Bool>(false)
 
-    let accepted = Atomic<Int>(0)
-    let activePairs = Atomic<Int>(0)
-    let closedPairs = Atomic<Int>(0)
-    let badGateways = Atomic<Int>(0)
-    let connectFailures = Atomic<Int>(0)
-    let bytesUp = Atomic<Int>(0)
-    let bytesDown = Atomic<Int>(0)
-    let acceptPauses = Atomic<Int>(0)
-    let probesStarted = Atomic<Int>(0)
-    let probesFailed = Atomic<Int>(0)
-    let spliceSwitches = Atomic<Int>(0)
-    let buffersInUse = Atomic<Int>(0)
-    let pipesInUse = Atomic<Int>(0)
+    /// One cell per `WorkerCounter`, written by the worker thread only.
+    /// nonisolated(unsafe): the pointer never changes after init, and every access to what it points
+    /// at is atomic.
+    nonisolated(unsafe) private let cells: UnsafeMutablePointer<Atomic<Int>>
 
     init(index: Int) throws(SystemError) {
         self.index = index
         wakeFD = try Sys.eventFD()
+        cells = .allocate(capacity: WorkerCounter.allCases.count)
+        for i in 0..<WorkerCounter.allCases.count { (cells + i).initialize(to: Atomic(0)) }
     }
 
-    deinit { Sys.close(wakeFD) }
+    deinit {
+        Sys.close(wakeFD)
+        cells.deallocate()
+    }
 
     func send(_ command: WorkerCommand) {
         queue.withLock { $0.append(command) }
@@ -82,18 +80,21 @@ final class WorkerShared: Sendable {
 
     /// Single-writer increment: a plain load and store, no locked instruction.
     @inline(__always)
-    static func bump(_ a: borrowing Atomic<Int>, by n: Int = 1) {
-        a.store(a.load(ordering: .relaxed) &+ n, ordering: .relaxed)
+    func bump(_ counter: WorkerCounter, by n: Int = 1) {
+        let cell = cells + counter.rawValue
+        cell.pointee.store(cell.pointee.load(ordering: .relaxed) &+ n, ordering: .relaxed)
     }
 
+    @inline(__always)
+    func load(_ counter: WorkerCounter) -> Int { cells[counter.rawValue].load(ordering: .relaxed) }
+
+    /// Single-writer store (gauges).
+    @inline(__always)
+    func set(_ counter: WorkerCounter, _ value: Int) { cells[counter.rawValue].store(value, ordering: .relaxed) }
+
     var counters: WorkerCounters {
-        WorkerCounters(
-            accepted: accepted.load(ordering: .relaxed), activePairs: activePairs.load(ordering: .relaxed),
-            closedPairs: closedPairs.load(ordering: .relaxed), badGateways: badGateways.load(ordering: .relaxed),
-            connectFailures: connectFailures.load(ordering: .relaxed), bytesUp: bytesUp.load(ordering: .relaxed),
-            bytesDown: bytesDown.load(ordering: .relaxed), acceptPauses: acceptPauses.load(ordering: .relaxed),
-            probesStarted: probesStarted.load(ordering: .relaxed), probesFailed: probesFailed.load(ordering: .relaxed),
-            spliceSwitches: spliceSwitches.load(ordering: .relaxed),
-            buffersInUse: buffersInUse.load(ordering: .relaxed), pipesInUse: pipesInUse.load(ordering: .relaxed))
+        var snapshot = WorkerCounters()
+        for counter in WorkerCounter.allCases { snapshot[counter] = load(counter) }
+        return snapshot
     }
 }

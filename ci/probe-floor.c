@@ -1,7 +1,9 @@
-// The floor for TCP health checks on this machine: a minimal C prober doing what lb's TCP probe does
+// The floor for TCP health checks on this machine: a minimal C prober doing what a TCP probe needs
 // (non-blocking socket, SO_LINGER 0, connect, connect again to read the outcome, close) to every backend
-// of the default pool, 5,000 probes a second, for N seconds. ci/health-cost runs it beside lb so lb's
-// figure can be read against the kernel's own cost. Loopback only; stops by itself.
+// of the default pool, 5,000 probes a second, for N seconds. With "reuse" it keeps one socket per
+// family and drops each connection with connect(AF_UNSPEC) instead of closing, as lb does.
+// ci/health-cost runs it beside lb so lb's figure can be read against the kernel's own cost.
+// Loopback only; stops by itself.  usage: probe-floor SECONDS [reuse]
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +23,8 @@ static double now(void) {
 
 int main(int argc, char **argv) {
     double seconds = argc > 1 ? atof(argv[1]) : 10;
+    int reuse = argc > 2 && strcmp(argv[2], "reuse") == 0;
+    int kept[2] = {-1, -1};
     int rate = 5000;
     long probes = 0, ok = 0;
     double start = now();
@@ -34,10 +38,14 @@ int main(int argc, char **argv) {
         int v6 = k >= 5000;
         struct sockaddr_in a4 = {0};
         struct sockaddr_in6 a6 = {0};
-        int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) continue;
-        struct linger l = {1, 0};
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+        int fd = reuse ? kept[v6] : -1;
+        if (fd < 0) {
+            fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (fd < 0) continue;
+            struct linger l = {1, 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+            if (reuse) kept[v6] = fd;
+        }
         struct sockaddr *sa;
         socklen_t len;
         if (v6) {
@@ -56,7 +64,14 @@ int main(int argc, char **argv) {
         int rc = connect(fd, sa, len);
         if (rc != 0 && errno == EINPROGRESS) rc = connect(fd, sa, len);
         if (rc == 0 || errno == EISCONN) ok++;
-        close(fd);
+        if (reuse) {
+            struct sockaddr un;
+            memset(&un, 0, sizeof(un));
+            un.sa_family = AF_UNSPEC;
+            connect(fd, &un, sizeof(un));
+        } else {
+            close(fd);
+        }
         probes++;
     }
     fprintf(stderr, "probe-floor: %ld probes, %ld connected\n", probes, ok);

@@ -115,7 +115,7 @@ int lb_socket_error(int fd) {
 
 int lb_shutdown_write(int fd) { return shutdown(fd, SHUT_WR); }
 
-int lb_unlisten(int fd) {
+int lb_disconnect(int fd) {
     struct sockaddr sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_family = AF_UNSPEC;

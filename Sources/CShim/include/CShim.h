@@ -60,9 +60,10 @@ int lb_set_linger_reset(int fd);
 // Returns the pending socket error (0 for none) or -1 with errno set.
 int lb_socket_error(int fd);
 int lb_shutdown_write(int fd);
-// Stops a listening socket listening but keeps its port bound (connect with AF_UNSPEC): new connects
-// are refused, and no other socket can take the port meanwhile. listen() again resumes.
-int lb_unlisten(int fd);
+// connect() with AF_UNSPEC. On a listening socket: stops listening but keeps an explicitly bound port
+// (new connects are refused; listen() again resumes). On a connected one: drops the connection (a
+// reset with SO_LINGER 0) and leaves the socket ready for another connect.
+int lb_disconnect(int fd);
 
 // Thread-safe strerror (GNU strerror_r); writes a NUL-terminated message into buf.
 void lb_strerror(int err, char *buf, size_t len);

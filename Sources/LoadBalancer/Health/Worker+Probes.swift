@@ -39,36 +39,57 @@ extension Worker {
         let s = prober.slots + Int(slot)
         s.pointee.backend = id
         prober.probing[Int(id)] = true
-        let fd: Int32
-        do {
-            fd = try Sys.socket(family: address.family)
-        } catch {
-            // Out of fds even in the reserve: not the backend's fault, try again next round.
-            prober.probing[Int(id)] = false
-            prober.free(slot)
-            return
+        let tcp = prober.httpRequest.isEmpty
+        var fd = tcp ? takeReusableProbeSocket(v6: address.isIPv6) : -1
+        if fd < 0 {
+            do {
+                fd = try Sys.socket(family: address.family)
+            } catch {
+                // Out of fds even in the reserve: not the backend's fault, try again next round.
+                prober.probing[Int(id)] = false
+                prober.free(slot)
+                return
+            }
+            // Close with a reset: thousands of probes a second must not fill TIME_WAIT.
+            _ = try? Sys.setLingerReset(fd)
         }
         s.pointee.fd = fd
-        // Close with a reset: thousands of probes a second must not fill TIME_WAIT.
-        _ = try? Sys.setLingerReset(fd)
         do {
             var state = try Sys.connect(fd, to: address)
-            if state == .inProgress && prober.httpRequest.isEmpty {
+            if state == .inProgress && tcp {
                 // On loopback the whole handshake (or the refusal) happens inside the first call: asking
                 // again settles most TCP probes without an epoll registration and a wake-up.
                 state = try Sys.connect(fd, to: address)
             }
-            if state == .connected, prober.httpRequest.isEmpty {
+            if state == .connected, tcp {
+                keepProbeSocket(slot, v6: address.isIPv6)
                 finishProbe(slot, ok: true, failure: .other)
                 return
             }
             let tag = EventTag.make(EventTag.probe, index: slot, generation: s.pointee.generation)
             try epoll.add(fd, events: Self.streamEvents, data: tag)
         } catch {
+            if tcp { keepProbeSocket(slot, v6: address.isIPv6) }
             finishProbe(slot, ok: false, failure: ConnectFailure(errno: error.errno))
             return
         }
         prober.wheel.schedule(slot, at: now + prober.timeout)
+    }
+
+    private mutating func takeReusableProbeSocket(v6: Bool) -> Int32 {
+        let fd = v6 ? prober.reusable.v6 : prober.reusable.v4
+        if v6 { prober.reusable.v6 = -1 } else { prober.reusable.v4 = -1 }
+        return fd
+    }
+
+    /// A TCP probe settled inside its connect call: drop the connection (a reset) and keep the socket
+    /// for the next probe of that family, instead of closing it.
+    private mutating func keepProbeSocket(_ slot: Int32, v6: Bool) {
+        let s = prober.slots + Int(slot)
+        let fd = s.pointee.fd
+        guard fd >= 0, (v6 ? prober.reusable.v6 : prober.reusable.v4) < 0, (try? Sys.disconnect(fd)) != nil else { return }
+        if v6 { prober.reusable.v6 = fd } else { prober.reusable.v4 = fd }
+        s.pointee.fd = -1  // finishProbe must not close it
     }
 
     mutating func handleProbeEvent(index: Int32, generation: UInt32, events: UInt32) {
@@ -160,6 +181,9 @@ extension Worker {
     }
 
     mutating func closeAllProbes() {
+        if prober.reusable.v4 >= 0 { Sys.close(prober.reusable.v4) }
+        if prober.reusable.v6 >= 0 { Sys.close(prober.reusable.v6) }
+        prober.reusable = (-1, -1)
         for i in 0..<prober.capacity where prober.slots[i].inUse {
             let s = prober.slots + i
             if s.pointee.fd >= 0 { Sys.close(s.pointee.fd) }

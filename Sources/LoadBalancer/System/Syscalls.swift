@@ -99,7 +99,12 @@ public enum Sys {
 
     /// Stops listening but keeps the port bound: connects are refused and nobody else can take it.
     public static func unlisten(_ fd: Int32) throws(SystemError) {
-        _ = try retrying("connect(AF_UNSPEC)") { Int(lb_unlisten(fd)) }
+        _ = try retrying("connect(AF_UNSPEC)") { Int(lb_disconnect(fd)) }
+    }
+
+    /// Drops a socket's connection (or failed attempt) so the same socket can connect again.
+    public static func disconnect(_ fd: Int32) throws(SystemError) {
+        _ = try retrying("connect(AF_UNSPEC)") { Int(lb_disconnect(fd)) }
     }
 
     public static func localAddress(of fd: Int32) throws(SystemError) -> SocketAddress {

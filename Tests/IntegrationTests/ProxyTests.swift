@@ -194,7 +194,28 @@ import Testing
         }
     }
 
-    @Test func drainOnShutdownLetsOpenPairsFinish() throws {
+    /// A client that stops reading and then vanishes: the bytes held for it (a pooled buffer, or a pipe
+    /// once the stream went to splice) must go back to the pools when the pair closes.
+    @Test(arguments: [true, false])
+    func closingAPairWithBytesInFlightReturnsItsBuffers(splice: Bool) throws {
+        let backend = TestServer { fd in
+            _ = TestSocket.read(fd, exactly: 2)
+            let chunk = [UInt8](repeating: 7, count: 65536)
+            while TestSocket.sendAll(fd, chunk) {}
+        }
+        defer { backend.stop() }
+        try withBalancer(backends: [backend.address], workers: 1, configure: { $0.splice = splice }) { lb, address in
+            guard case .success(let fd) = TestSocket.connect(address) else { Issue.record("connect"); return }
+            TestSocket.sendAll(fd, "go")
+            // The client reads nothing: lb ends up holding bytes it cannot deliver.
+            #expect(eventually { lb.counters[.buffersInUse] + lb.counters[.pipesInUse] > 0 })
+            TestSocket.reset(fd)
+            #expect(eventually { lb.counters[.activePairs] == 0 })
+            #expect(eventually { lb.counters[.buffersInUse] == 0 && lb.counters[.pipesInUse] == 0 })
+        }
+    }
+
+        @Test func drainOnShutdownLetsOpenPairsFinish() throws {
         let backend = TestServer(handler: TestServer.echo)
         defer { backend.stop() }
         try withBalancer(backends: [backend.address], configure: { $0.drainTimeout = .seconds(30) }) { lb, address in

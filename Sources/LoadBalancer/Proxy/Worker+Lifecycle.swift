@@ -94,7 +94,8 @@ extension Worker {
         if p.pointee.bytesDown > 0 { pool.table.bytesIn[id].add(p.pointee.bytesDown, ordering: .relaxed) }
         p.pointee.backendFD = -1
         p.pointee.backend = -1
-        p.pointee.down = Direction()
+        // The backend-to-client direction belongs to this socket: give back what it holds.
+        release(&p.pointee.down)
     }
 
     mutating func closePair(_ p: UnsafeMutablePointer<ConnectionPair>, reset: Bool) {

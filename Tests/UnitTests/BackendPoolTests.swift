@@ -89,7 +89,23 @@ import Testing
         }
     }
 
-    @Test func sharedCounterSpreadsAcrossViews() {
+    @Test func healthChangesAfterRemovalDoNotSkewTheDownCount() throws {
+        let pool = BackendPool(specs(1...2))
+        let one = SocketAddress(host: "127.0.0.1", port: 1)!
+        let id = try #require(pool.id(of: one))
+        _ = pool.apply(.connectFailed(.refused), to: id, rise: 1, fall: 1)
+        #expect(pool.downBackends == 1)
+        try pool.remove(one).get()
+        #expect(pool.downBackends == 0)
+        // A probe that was in flight when it was removed comes back good.
+        _ = pool.apply(.probeSucceeded, to: id, rise: 1, fall: 1)
+        #expect(pool.downBackends == 0)
+        let two = try #require(pool.id(of: SocketAddress(host: "127.0.0.1", port: 2)!))
+        _ = pool.apply(.connectFailed(.refused), to: two, rise: 1, fall: 1)
+        #expect(pool.downBackends == 1)
+    }
+
+        @Test func sharedCounterSpreadsAcrossViews() {
         // Two workers' views share one counter: together they still go round in order.
         let pool = BackendPool(specs(1...4))
         var a = RoundRobinView(), b = RoundRobinView()

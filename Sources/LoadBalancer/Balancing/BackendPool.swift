@@ -171,6 +171,9 @@ public final class BackendPool: Sendable {
     /// worker that won the race) logs it.
     func apply(_ event: HealthEvent, to id: BackendID, rise: Int, fall: Int) -> (HealthTransition, HealthState) {
         let result = table.apply(event, to: id, rise: rise, fall: fall)
+        // A probe or pair that outlived its backend's removal changes nothing the pool counts
+        // (`remove` already took a down backend off `downCount`).
+        if table.admin[Int(id)].load(ordering: .acquiring) == AdminState.removed.rawValue { return result }
         switch result.0 {
         case .wentDown: downCount.add(1, ordering: .relaxed); version.add(1, ordering: .releasing)
         case .wentUp: downCount.subtract(1, ordering: .relaxed); version.add(1, ordering: .releasing)

@@ -29,3 +29,10 @@ extension OSThread {
 
 /// Milliseconds since an arbitrary start, for measuring (never for synchronising).
 func monotonicMilliseconds() -> UInt64 { MonotonicClock.now() / 1_000_000 }
+
+/// Lets `duration` of wall time pass while a test measures something over it (a process's CPU time,
+/// say). A measurement window, never a way to wait for something to happen: that is `eventually`.
+func observationWindow(_ duration: Duration) {
+    let end = MonotonicClock.now() + duration.nanoseconds
+    while MonotonicClock.now() < end { usleep(10_000) }
+}

@@ -19,7 +19,6 @@ struct Prober: ~Copyable {
     let workerCount: Int
     let interval: UInt64
     let timeout: UInt64
-    let mode: HealthCheckMode
     /// Probing only down backends (the default): with none down, the walk has nothing to do.
     let downOnly: Bool
     let httpRequest: [UInt8]
@@ -47,7 +46,6 @@ struct Prober: ~Copyable {
         workerCount = settings.workerCount
         interval = settings.healthInterval
         timeout = settings.healthTimeout
-        mode = settings.healthMode
         downOnly = settings.healthMode == .downOnly
         if case .http(let path) = settings.healthMode {
             httpRequest = Array("GET \(path) HTTP/1.0\r\nUser-Agent: lb-health\r\nConnection: close\r\n\r\n".utf8)

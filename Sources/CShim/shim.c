@@ -72,6 +72,8 @@ int lb_epoll_wait(int epfd, void *events, int max_events, int timeout_ms) {
 
 ssize_t lb_read(int fd, void *buf, size_t len) { return LB_SYSCALL(SYS_read, fd, buf, len, 0, 0, 0); }
 
+ssize_t lb_recv(int fd, void *buf, size_t len) { return LB_SYSCALL(SYS_recvfrom, fd, buf, len, 0, NULL, NULL); }
+
 ssize_t lb_send(int fd, const void *buf, size_t len) {
     return LB_SYSCALL(SYS_sendto, fd, buf, len, MSG_NOSIGNAL, NULL, 0);
 }

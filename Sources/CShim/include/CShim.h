@@ -41,6 +41,8 @@ int lb_epoll_wait(int epfd, void *events, int max_events, int timeout_ms);
 // cancellation points, and each call pays for switching async cancellation on and off although our
 // threads are never cancelled. They return -1 and set errno like the libc calls.
 ssize_t lb_read(int fd, void *buf, size_t len);
+/// recvfrom(2) on a socket: skips the VFS layer read(2) goes through (file position, permission hooks).
+ssize_t lb_recv(int fd, void *buf, size_t len);
 ssize_t lb_send(int fd, const void *buf, size_t len);
 
 // Non-blocking, close-on-exec variants.

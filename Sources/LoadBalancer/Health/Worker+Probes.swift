@@ -128,10 +128,10 @@ extension Worker {
             do {
                 if have < 12 {
                     result = try withUnsafeMutableBytes(of: &s.pointee.head) { raw in
-                        try Sys.read(s.pointee.fd, raw.baseAddress! + have, 12 - have)
+                        try Sys.receive(s.pointee.fd, raw.baseAddress! + have, 12 - have)
                     }
                 } else {
-                    result = try Sys.read(s.pointee.fd, scratch, settings.bufferSize)  // the rest is dropped
+                    result = try Sys.receive(s.pointee.fd, scratch, settings.bufferSize)  // the rest is dropped
                 }
             } catch {
                 finishProbe(index, ok: false, failure: .reset)

@@ -86,7 +86,7 @@ extension Worker {
             if d.pointee.pipeRead >= 0 { return spliceStream(p, d, src: src, dst: dst, upstream: upstream) }
             let n: Int
             do {
-                switch try Sys.read(src, scratch, size) {
+                switch try Sys.receive(src, scratch, size) {
                 case .wouldBlock:
                     d.pointee.readable = false
                     d.pointee.fullReads = 0

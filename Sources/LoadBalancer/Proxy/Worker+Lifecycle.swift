@@ -143,7 +143,7 @@ extension Worker {
         while true {
             let result: IOResult
             do {
-                result = try Sys.read(fd, scratch, settings.bufferSize)
+                result = try Sys.receive(fd, scratch, settings.bufferSize)
             } catch {
                 return execute(p, p.pointee.lifecycle.failed())
             }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Parsers and the report for ci/bench. Raw results are TSV lines: proxy, metric, run, value.
 
-  bench_report.py parse-wrk FILE PROXY METRIC RUN CPU_TICKS CLK_TCK
+  bench_report.py parse-wrk FILE PROXY METRIC RUN CPU_TICKS CLK_TCK [BACKEND_TICKS WRK_CPU_SECONDS]
   bench_report.py parse-iperf FILE PROXY METRIC RUN CPU_TICKS CLK_TCK
   bench_report.py parse-syscalls perf|strace FILE WRK_FILE PROXY METRIC
   bench_report.py parse-callgrind DUMP_N DUMP_2N N PROXY
@@ -23,7 +23,7 @@ def to_us(s):
     return v * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
 
 
-def parse_wrk(path, proxy, metric, run, ticks, clk):
+def parse_wrk(path, proxy, metric, run, ticks, clk, backend_ticks="", wrk_seconds=""):
     text = open(path).read()
     m = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)", text)
     if not m:
@@ -47,6 +47,10 @@ def parse_wrk(path, proxy, metric, run, ticks, clk):
     emit(proxy, metric + "_errors", run, errs)
     if ticks and reqs:
         emit(proxy, metric + "_cpu_us", run, f"{int(ticks) / int(clk) * 1e6 / reqs:.3f}")
+    if backend_ticks and reqs:
+        emit(proxy, metric + "_backend_cpu_us", run, f"{int(backend_ticks) / int(clk) * 1e6 / reqs:.3f}")
+    if wrk_seconds and reqs:
+        emit(proxy, metric + "_wrk_cpu_us", run, f"{float(wrk_seconds) * 1e6 / reqs:.3f}")
 
 
 def parse_iperf(path, proxy, metric, run, ticks, clk):
@@ -242,6 +246,28 @@ def report(raw_path, out_dir, machine, command, systool):
             f"| CPU µs/request | {fmt('{:.2f}', w1c)} | {fmt('{:.2f}', w2c)} | {fmt('{:.2f}', ratio(w2c, w1c))} |"]
     results["workers"] = {"w1_rps": w1r, "w2_rps": w2r, "w1_cpu_us": w1c, "w2_cpu_us": w2c,
                           "cpu_ratio_w2_w1": ratio(w2c, w1c)}
+    # The machine's CPU per request: proxy, backends and wrk share the 2 cores, so requests/s can only
+    # rise by what the proxy's saving is worth in the whole: that ratio is the ceiling the CPU allows.
+    mtab = []
+    for metric, title in (("ka", "keep-alive request"), ("close", "request with a new connection")):
+        parts = [("proxy", f"{metric}_cpu_us"), ("backends (fakebackends)", f"{metric}_backend_cpu_us"),
+                 ("wrk", f"{metric}_wrk_cpu_us")]
+        vals = {(p, m): med(p, m) for p in ("lb", "haproxy") for _, m in parts}
+        if any(v is None for v in vals.values()):
+            continue
+        totals = {p: sum(vals[(p, m)] for _, m in parts) for p in ("lb", "haproxy")}
+        mtab += [f"\nWhole-machine CPU per {title} (µs; medians):\n",
+                 "| part | lb run | haproxy run | lb/haproxy |", "|---|---:|---:|---:|"]
+        for label, m in parts:
+            mtab.append(f"| {label} | {vals[('lb', m)]:.2f} | {vals[('haproxy', m)]:.2f} | {vals[('lb', m)] / vals[('haproxy', m)]:.2f} |")
+        mtab.append(f"| all three | {totals['lb']:.2f} | {totals['haproxy']:.2f} | {totals['lb'] / totals['haproxy']:.2f} |")
+        share = vals[("haproxy", f"{metric}_cpu_us")] / totals["haproxy"]
+        ceiling = totals["haproxy"] / totals["lb"]
+        mtab.append(f"\nThe proxy is {100 * share:.0f}% of the machine's CPU per request in the haproxy run; at equal "
+                    f"utilisation the CPU allows lb/haproxy requests/s of {ceiling:.3f}.")
+        results[f"{metric}_machine_cpu"] = {"parts": {m: {p: vals[(p, m)] for p in ('lb', 'haproxy')} for _, m in parts},
+                                             "totals": totals, "proxy_share_haproxy": share,
+                                             "rps_ratio_allowed_by_cpu": ceiling}
     # syscall breakdown
     sysrows = []
     for metric, title in (("sys_close", "per new connection"), ("sys_ka", "per keep-alive request")):
@@ -280,7 +306,7 @@ def report(raw_path, out_dir, machine, command, systool):
                 if len(fn) > 110:
                     fn = fn[:107] + "..."
                 toptxt.append(f"| {t['ir']:,} | {share} | `{fn}` | {t['object']} |")
-    md = "\n".join([f"Machine: {machine}", "", f"Command: `{command}`", "", *table, "", *wtab, *sysrows, "",
+    md = "\n".join([f"Machine: {machine}", "", f"Command: `{command}`", "", *table, "", *wtab, *mtab, *sysrows, "",
                     "Notes:", *notes, *toptxt]) + "\n"
     open(f"{out_dir}/bench.md", "w").write(md)
     json.dump(results, open(f"{out_dir}/bench.json", "w"), indent=1, ensure_ascii=False)

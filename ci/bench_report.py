@@ -193,10 +193,18 @@ def report(raw_path, out_dir, machine, command, systool):
         ("bulk server→client CPU s/GB", "bulk_down_cpu_s_per_gb", "{:.3f}", "le", 0.9, "haproxy-splice"),
         ("syscalls/keep-alive request", "sys_ka_total", "{:.2f}", "abs_le", 4.4, None),
         ("syscalls/new connection", "sys_close_total", "{:.2f}", "abs_le", 16, None),
+        ("  of which epoll waits, keep-alive", "sys_ka_waits", "{:.2f}", None, None, None),
+        ("  of which epoll waits, new connection", "sys_close_waits", "{:.2f}", None, None, None),
         ("user instr/keep-alive request", "instr_per_ka_request", "{:.0f}", "abs_le", 500, None),
         ("RSS KiB/idle connection", "rss_per_idle_conn_kib", "{:.2f}", "le", 0.5, "haproxy"),
         ("RSS KiB before (idle, warmed)", "rss_before_kib", "{:.0f}", None, None, None),
     ]
+    # Epoll waits count how often the loop ran dry, which follows the load: shown apart from the rest.
+    for p in P:
+        for metric in ("sys_ka", "sys_close"):
+            waits = [med(p, f"{metric}:{n}") for n in ("epoll_wait", "epoll_pwait", "epoll_pwait2")]
+            if any(w is not None for w in waits):
+                runs[(p, metric + "_waits")] = [sum(w or 0.0 for w in waits)]
     d50, d99 = med("direct", "c1_p50_us"), med("direct", "c1_p99_us")
     for p in P:
         if med(p, "c1_p50_us") is not None and d50 is not None:

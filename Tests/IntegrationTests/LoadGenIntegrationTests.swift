@@ -114,10 +114,9 @@ struct LoadGenIntegrationTests {
     }
 
     @Test func aClosedPortGivesRefusals() throws {
-        let fd = try Sockets.listen(on: SocketAddress(ipv4: (127, 0, 0, 1), port: 0), backlog: 1, reusePort: false)
-        let port = try Sys.localAddress(of: fd).port
-        Sys.close(fd)
-        var c = LoadConfiguration(target: LoadTarget(address: SocketAddress(ipv4: (127, 0, 0, 1), port: port)))
+        let refusing = TestSocket.RefusingPort()
+        defer { refusing.close() }
+        var c = LoadConfiguration(target: LoadTarget(address: refusing.address))
         c.requests = 500
         c.concurrency = 20
         c.threads = 2

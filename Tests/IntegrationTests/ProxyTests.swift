@@ -88,7 +88,9 @@ import Testing
     @Test func refusedBackendIsSkippedAndMarkedDown() throws {
         let good = TestServer(handler: TestServer.http(port: 2))
         defer { good.stop() }
-        let dead = TestSocket.closedPort()
+        let refusing = TestSocket.RefusingPort()
+        defer { refusing.close() }
+        let dead = refusing.address
         try withBalancer(backends: [dead, good.address], configure: { $0.health.interval = .seconds(60) }) { lb, address in
             for _ in 0..<10 {
                 let (text, _) = httpGet(address)
@@ -102,7 +104,9 @@ import Testing
     }
 
     @Test func allBackendsDownGives502() throws {
-        let dead = [TestSocket.closedPort(), TestSocket.closedPort(v6: true)]
+        let refusing = [TestSocket.RefusingPort(), TestSocket.RefusingPort(v6: true)]
+        defer { for r in refusing { r.close() } }
+        let dead = refusing.map(\.address)
         try withBalancer(backends: dead, configure: { $0.retries = 3 }) { lb, address in
             guard case .success(let fd) = TestSocket.connect(address) else { Issue.record("connect"); return }
             defer { close(fd) }
@@ -119,7 +123,9 @@ import Testing
     }
 
     @Test func noBackendCloseModeJustCloses() throws {
-        try withBalancer(backends: [TestSocket.closedPort()], configure: { $0.onNoBackend = .close }) { _, address in
+        let refusing = TestSocket.RefusingPort()
+        defer { refusing.close() }
+        try withBalancer(backends: [refusing.address], configure: { $0.onNoBackend = .close }) { _, address in
             let (text, end) = httpGet(address)
             #expect(text.isEmpty)
             #expect(end == .eof)
@@ -257,8 +263,9 @@ import Testing
         let good = TestServer(handler: TestServer.http(port: 3))
         let resetter = TestServer { fd in _ = TestSocket.read(fd, exactly: 4); TestSocket.resetOnClose(fd) }
         defer { good.stop(); resetter.stop() }
-        let dead = TestSocket.closedPort()
-        let backends = [good.address, resetter.address, dead]
+        let refusing = TestSocket.RefusingPort()
+        defer { refusing.close() }
+        let backends = [good.address, resetter.address, refusing.address]
         try withBalancer(backends: backends, configure: { $0.health.interval = .seconds(60) }) { lb, address in
             let threads = (0..<8).map { _ in
                 OSThread.start {
@@ -278,7 +285,7 @@ import Testing
             let leftovers = OpenSocket.ownedByThisProcess().filter {
                 $0.state != "LISTEN" && ($0.localPort == address.port || $0.remotePort == address.port || ports.contains($0.remotePort))
             }
-            #expect(leftovers.isEmpty, "sockets still open: \(leftovers); lb \(address.port), good \(good.port), resetter \(resetter.port), dead \(dead.port); \(lb.counters)")
+            #expect(leftovers.isEmpty, "sockets still open: \(leftovers); lb \(address.port), good \(good.port), resetter \(resetter.port), refusing \(refusing.address.port); \(lb.counters)")
             #expect(lb.pool.all().allSatisfy { $0.activeConnections == 0 })
             #expect(lb.counters[.buffersInUse] == 0 && lb.counters[.pipesInUse] == 0)
         }

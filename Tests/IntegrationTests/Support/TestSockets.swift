@@ -135,15 +135,24 @@ enum TestSocket {
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
     }
 
-    /// A loopback port with nothing listening (bound then closed; the kernel will refuse connects).
-    static func closedPort(v6: Bool = false) -> SocketAddress {
-        let address = SocketAddress(host: v6 ? "::1" : "127.0.0.1", port: 0)!
-        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue), 0)
-        _ = address.withSockaddr { bind(fd, $0, $1) }
-        var bound = SocketAddress()
-        _ = bound.withMutableSockaddr { getsockname(fd, $0, $1) }
-        close(fd)
-        return bound
+    /// A loopback port that refuses connections until `close()`. The socket stays bound but never
+    /// listens, so the kernel answers a SYN with a reset. A port that was bound and then closed could be
+    /// taken meanwhile by another test's listener, or picked as the source port of a connect to itself
+    /// (a TCP self-connect, which succeeds). A bound port is skipped by both.
+    final class RefusingPort: Sendable {
+        let address: SocketAddress
+        private let fd: Int32
+
+        init(v6: Bool = false) {
+            var address = SocketAddress(host: v6 ? "::1" : "127.0.0.1", port: 0)!
+            let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            precondition(address.withSockaddr { bind(fd, $0, $1) } == 0, "bind")
+            _ = address.withMutableSockaddr { getsockname(fd, $0, $1) }
+            self.fd = fd
+            self.address = address
+        }
+
+        func close() { Glibc.close(fd) }
     }
 }
 

@@ -281,10 +281,7 @@ import Testing
             #expect(eventually { lb.counters[.activePairs] == 0 })
             // A client reset while still in the accept queue may never be accepted at all.
             #expect((8 * 25...8 * 26).contains(lb.counters[.accepted]))
-            let ports = Set(backends.map(\.port))
-            let leftovers = OpenSocket.ownedByThisProcess().filter {
-                $0.state != "LISTEN" && ($0.localPort == address.port || $0.remotePort == address.port || ports.contains($0.remotePort))
-            }
+            let leftovers = openSockets(balancer: address, backends: backends)
             #expect(leftovers.isEmpty, "sockets still open: \(leftovers); lb \(address.port), good \(good.port), resetter \(resetter.port), refusing \(refusing.address.port); \(lb.counters)")
             #expect(lb.pool.all().allSatisfy { $0.activeConnections == 0 })
             #expect(lb.counters[.buffersInUse] == 0 && lb.counters[.pipesInUse] == 0)
@@ -300,9 +297,10 @@ import Testing
             TestSocket.sendAll(fd, "ping")
             #expect(TestSocket.read(fd, exactly: 4) == Array("ping".utf8))
             // The balancer runs in this process: its two sockets of the pair are ours to inspect.
-            let accepted = OpenSocket.ownedByThisProcess().filter { $0.localPort == address.port && $0.state == "ESTABLISHED" }
-            let outgoing = OpenSocket.ownedByThisProcess().filter { $0.remotePort == backend.port && $0.state == "ESTABLISHED" }
-            #expect(accepted.count == 1 && outgoing.count == 1)
+            let sockets = OpenSocket.ownedByThisProcess().filter { $0.state == "ESTABLISHED" }
+            let accepted = sockets.filter { $0.isLocal(address) }
+            let outgoing = sockets.filter { $0.isRemote(backend.address) }
+            #expect(accepted.count == 1 && outgoing.count == 1, "accepted \(accepted), outgoing \(outgoing)")
             for s in accepted + outgoing {
                 var on: Int32 = 0
                 var len = socklen_t(4)

@@ -29,8 +29,7 @@ func load(_ address: SocketAddress, requests: Int, concurrency: Int, keepAlive: 
 /// Sockets of this process on the balancer's port or to any of `backends` (what
 /// `netstat -an | grep PORT` would show), listeners aside.
 func openSockets(balancer: SocketAddress, backends: [SocketAddress]) -> [OpenSocket] {
-    let ports = Set(backends.map(\.port))
-    return OpenSocket.ownedByThisProcess().filter {
-        $0.state != "LISTEN" && ($0.localPort == balancer.port || $0.remotePort == balancer.port || ports.contains($0.remotePort))
+    OpenSocket.ownedByThisProcess().filter { s in
+        s.state != "LISTEN" && (s.isLocal(balancer) || s.isRemote(balancer) || backends.contains { s.isRemote($0) })
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import LoadBalancer
 
 /// What `netstat -an` shows, for this process only: TCP sockets from /proc/net/tcp{,6} whose inode is
 /// one of this process's open fds. Parallel tests share the process, so callers filter by port.
@@ -8,8 +9,14 @@ struct OpenSocket: CustomStringConvertible {
     var state: String
     /// One of this process's fds for it.
     var fd: Int32 = -1
+    /// From /proc/net/tcp6. Ports are per family: 127.0.0.1:P and [::1]:P are different endpoints, and
+    /// parallel tests do get the same number in both.
+    var v6 = false
 
-    var description: String { "local :\(localPort) remote :\(remotePort) \(state)" }
+    var description: String { "\(v6 ? "tcp6" : "tcp") local :\(localPort) remote :\(remotePort) \(state)" }
+
+    func isLocal(_ address: SocketAddress) -> Bool { v6 == (address.family == AF_INET6) && localPort == address.port }
+    func isRemote(_ address: SocketAddress) -> Bool { v6 == (address.family == AF_INET6) && remotePort == address.port }
 
     static let stateNames = [
         "01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
@@ -25,7 +32,8 @@ struct OpenSocket: CustomStringConvertible {
                 guard f.count > 9, let inode = UInt64(f[9]), let fd = inodes[inode] else { continue }
                 let local = f[1].split(separator: ":"), remote = f[2].split(separator: ":")
                 guard let lp = UInt16(local.last ?? "", radix: 16), let rp = UInt16(remote.last ?? "", radix: 16) else { continue }
-                result.append(OpenSocket(localPort: lp, remotePort: rp, state: stateNames[String(f[3])] ?? String(f[3]), fd: fd))
+                result.append(OpenSocket(localPort: lp, remotePort: rp, state: stateNames[String(f[3])] ?? String(f[3]), fd: fd,
+                                         v6: file.hasSuffix("6")))
             }
         }
         return result

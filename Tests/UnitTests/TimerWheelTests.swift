@@ -81,6 +81,22 @@ import Testing
         #expect(drain(&wheel, now: 5000 * ms) == [0])
     }
 
+    /// An idle sweep moves the cursor past the cached hint of a cancelled timer: the next timeout must
+    /// still be the real one, not 0 (which made the loop spin until the tick ended).
+    @Test func idleSweepPastAStaleHintGivesTheRealTimeout() {
+        var wheel = TimerWheel(tick: .milliseconds(10), slots: 64, capacity: 2, now: 0)
+        wheel.schedule(0, at: 300 * ms)
+        #expect(wheel.millisecondsUntilNext(now: 0) == 300)
+        wheel.cancel(0)
+        #expect(wheel.popExpired(now: 2_000 * ms) == nil)
+        wheel.schedule(1, at: 2_200 * ms)
+        for now in [2_000, 2_005, 2_009] as [UInt64] {
+            #expect(wheel.millisecondsUntilNext(now: now * ms) == Int32(2_200 - now))
+            #expect(wheel.popExpired(now: now * ms) == nil)
+        }
+        #expect(drain(&wheel, now: 2_200 * ms) == [1])
+    }
+
     @Test func scheduleInThePastFiresOnNextSweep() {
         var wheel = TimerWheel(tick: .milliseconds(10), slots: 64, capacity: 1, now: 1000 * ms)
         wheel.schedule(0, at: 10 * ms)

@@ -96,7 +96,12 @@ public struct TimerWheel: ~Copyable {
             }
             let nowTick = now / tickNanos
             if cursor >= nowTick || count == 0 {
-                if count == 0 { cursor = max(cursor, nowTick) }
+                if count == 0 {
+                    // The cursor jumps ahead with nothing to sweep: a hint it passes would stay below it,
+                    // and the timeout would read 0 with nothing due (a spin until the next tick).
+                    cursor = max(cursor, nowTick)
+                    earliestHint = 0
+                }
                 return nil
             }
             // Nothing can be due before the earliest occupied tick: skip the sweep (the cursor catches

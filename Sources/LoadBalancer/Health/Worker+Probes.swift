@@ -8,13 +8,16 @@ extension Worker {
             return
         }
         let members = view.members
-        if members.isEmpty { return }
+        if prober.workerIndex >= members.count {
+            // No share here (fewer backends than workers): look again an interval later, not every tick.
+            prober.nextStepAt = now + prober.interval
+            return
+        }
         let step = prober.step(members: members.count)
         if now - prober.nextStepAt > prober.interval { prober.nextStepAt = now }  // fell behind: no burst
         var budget = (members.count + prober.workerCount - 1) / prober.workerCount
         while prober.nextStepAt <= now && budget > 0 {
             if prober.cursor >= members.count { prober.cursor = prober.workerIndex }
-            guard prober.cursor < members.count else { break }
             let id = members[prober.cursor]
             if needsProbe(id) && !prober.probing[Int(id)] {
                 if prober.inFlight >= prober.capacity { break }  // at the cap: same backend next time

@@ -20,7 +20,7 @@ public final class LoadBalancer: Sendable {
         let workerCount = max(1, configuration.workers)
         var sockets = [[Int32]](repeating: [], count: workerCount)
         var bound: [SocketAddress] = []
-        func closeAll() { for list in sockets { for fd in list { Sys.close(fd) } } }
+        func closeAll(from first: Int = 0) { for list in sockets[first...] { for fd in list { Sys.close(fd) } } }
         do throws(SystemError) {
             for var address in configuration.listen {
                 for w in 0..<workerCount {
@@ -37,7 +37,7 @@ public final class LoadBalancer: Sendable {
             throw error
         }
 
-        let settings = WorkerSettings(configuration, fdLimit: fdLimit)
+        let settings = WorkerSettings(configuration, workers: workerCount, fdLimit: fdLimit)
         var shared: [WorkerShared] = []
         var boots: [WorkerBoot] = []
         do throws(SystemError) {
@@ -48,8 +48,10 @@ public final class LoadBalancer: Sendable {
                 boots.append(WorkerBoot(worker))
             }
         } catch {
+            // Built workers own their listeners and close them as they go; the rest are still ours.
+            let built = boots.count
             boots.removeAll()
-            closeAll()
+            closeAll(from: built)
             throw error
         }
         let balancer = LoadBalancer(configuration: configuration, pool: pool, log: log, listenAddresses: bound, workers: shared)

@@ -65,7 +65,11 @@ struct Worker: ~Copyable {
         spareFD = (try? Sys.eventFD()) ?? -1
     }
 
+    /// A worker owns its listeners and spare fd from `init` on: one that never ran (a later worker or
+    /// thread failed to start) closes them here; `run()` has closed them already otherwise.
     deinit {
+        for fd in listeners { Sys.close(fd) }
+        if spareFD >= 0 { Sys.close(spareFD) }
         pairs.deinitialize(count: pairCapacity)
         pairs.deallocate()
         scratch.deallocate()
@@ -101,7 +105,7 @@ struct Worker: ~Copyable {
             if draining && (activePairs == 0 || now >= drainDeadline) { running = false }
         }
         closeEverything()
-        if spareFD >= 0 { Sys.close(spareFD) }
+        closeSpare()
         publishGauges()
         shared.finished.store(true, ordering: .releasing)
     }
@@ -184,6 +188,11 @@ struct Worker: ~Copyable {
             _ = execute(p, actions)
         }
         expireProbes()
+    }
+
+    private mutating func closeSpare() {
+        if spareFD >= 0 { Sys.close(spareFD) }
+        spareFD = -1
     }
 
     private mutating func closeEverything() {

@@ -18,7 +18,8 @@ struct WorkerSettings: Sendable {
     var spliceAfterFullReads: UInt8 = 2
     var spliceChunk: Int = 64 * 1024
 
-    init(_ config: Configuration, fdLimit: Int) {
+    /// `workers` is the count actually started (the configuration's, at least 1): probes divide by it.
+    init(_ config: Configuration, workers: Int, fdLimit: Int) {
         pair = PairSettings(config)
         bufferSize = config.bufferSize
         splice = config.splice
@@ -28,7 +29,7 @@ struct WorkerSettings: Sendable {
         rise = config.health.rise
         fall = config.health.fall
         maxProbesInFlight = config.health.maxInFlight
-        workerCount = config.workers
+        workerCount = workers
         self.fdLimit = fdLimit
         fdReserve = min(max(32, fdLimit / 100), fdLimit / 4)
     }

@@ -35,8 +35,14 @@ extension Worker {
             }
             spareFD = fd
         }
-        resumeListenersAt = 0
-        try? registerListeners()
+        do {
+            try registerListeners()
+            resumeListenersAt = 0
+        } catch {
+            // Undo a partial registration and try again after another back-off, rather than never.
+            for fd in listeners { epoll.remove(fd) }
+            resumeListenersAt = now + 100_000_000
+        }
     }
 
     mutating func closeListeners() {

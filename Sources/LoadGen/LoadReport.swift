@@ -40,7 +40,7 @@ enum ConnectFailureKind {
         case .refused: self = .refused
         case .reset: self = .reset
         case .timeout: self = .timeout
-        case .unreachable, .other: self = .other
+        case .unreachable, .other, .local: self = .other
         }
     }
 }

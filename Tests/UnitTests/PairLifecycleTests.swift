@@ -1,3 +1,4 @@
+import Glibc
 import LoadBalancer
 import Testing
 
@@ -38,6 +39,15 @@ import Testing
         #expect(pair.phase == .lingering)
         // The client finishes sending: close cleanly.
         #expect(pair.directionEnded(upstream: true, now: 40, settings: settings) == PairActions(.close))
+    }
+
+    @Test func aLocalFailureRetriesWithoutBlamingTheBackend() {
+        var pair = PairLifecycle()
+        _ = pair.accepted(now: 0, settings: settings)
+        #expect(ConnectFailure(errno: EADDRNOTAVAIL) == .local && !ConnectFailure.local.blamesBackend)
+        let actions = pair.connectFailed(.local, now: 10, settings: settings)
+        #expect(actions == PairActions([.discardBackend, .connect, .armTimer], deadline: 10 + s, failure: .local))
+        #expect(ConnectFailure(errno: ECONNREFUSED).blamesBackend)
     }
 
     @Test func noBackendCloseMode() {

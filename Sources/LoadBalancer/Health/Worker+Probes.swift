@@ -48,9 +48,7 @@ extension Worker {
             do {
                 fd = try Sys.socket(family: address.family)
             } catch {
-                // Out of fds even in the reserve: not the backend's fault, try again next round.
-                prober.probing[Int(id)] = false
-                prober.free(slot)
+                abandonProbe(slot)  // out of fds even in the reserve: not the backend's fault
                 return
             }
             // Close with a reset: thousands of probes a second must not fill TIME_WAIT.
@@ -69,14 +67,28 @@ extension Worker {
                 finishProbe(slot, ok: true, failure: .other)
                 return
             }
+        } catch {
+            if tcp { keepProbeSocket(slot, v6: address.isIPv6) }
+            let failure = ConnectFailure(errno: error.errno)
+            if failure.blamesBackend { finishProbe(slot, ok: false, failure: failure) } else { abandonProbe(slot) }
+            return
+        }
+        do {
             let tag = EventTag.make(EventTag.probe, index: slot, generation: s.pointee.generation)
             try epoll.add(fd, events: Self.streamEvents, data: tag)
         } catch {
-            if tcp { keepProbeSocket(slot, v6: address.isIPv6) }
-            finishProbe(slot, ok: false, failure: ConnectFailure(errno: error.errno))
+            abandonProbe(slot)  // out of epoll watches or memory: ours, not the backend's
             return
         }
         prober.wheel.schedule(slot, at: now + prober.timeout)
+    }
+
+    /// Gives up a probe that failed on our side: no health event, the walk tries again next round.
+    private mutating func abandonProbe(_ slot: Int32) {
+        let s = prober.slots + Int(slot)
+        if s.pointee.fd >= 0 { Sys.close(s.pointee.fd) }
+        prober.probing[Int(s.pointee.backend)] = false
+        prober.free(slot)
     }
 
     private mutating func takeReusableProbeSocket(v6: Bool) -> Int32 {

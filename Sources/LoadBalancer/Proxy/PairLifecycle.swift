@@ -119,7 +119,7 @@ public struct PairLifecycle: Equatable, Sendable {
     /// The current backend refused, reset or did not answer in time.
     public mutating func connectFailed(_ failure: ConnectFailure, now: UInt64, settings: PairSettings) -> PairActions {
         guard phase == .connecting else { return PairActions() }
-        var actions = PairActions([.markBackendFailed, .discardBackend], failure: failure)
+        var actions = PairActions(failure.blamesBackend ? [.markBackendFailed, .discardBackend] : [.discardBackend], failure: failure)
         if Int(attempts) <= settings.retries {
             attempts += 1
             actions.flags.formUnion([.connect, .armTimer])

@@ -58,7 +58,7 @@ extension Worker {
             let tag = EventTag.make(EventTag.backend, index: Int32(p - pairs), generation: p.pointee.generation)
             try epoll.add(fd, events: Self.streamEvents, data: tag)
         } catch {
-            return execute(p, p.pointee.lifecycle.connectFailed(.other, now: now, settings: settings.pair))
+            return execute(p, p.pointee.lifecycle.connectFailed(.local, now: now, settings: settings.pair))
         }
         if result == .connected {
             return execute(p, p.pointee.lifecycle.connected(now: now, settings: settings.pair))

@@ -24,16 +24,22 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
 /// Why a backend connection failed, in the words an operator reads in a log line.
 public enum ConnectFailure: UInt8, Sendable, CustomStringConvertible {
     case refused, reset, timeout, unreachable, other
+    /// Our side ran short (local ports, kernel memory, fds, epoll watches): not the backend's fault.
+    case local
 
     public init(errno: Int32) {
         switch errno {
         case ECONNREFUSED: self = .refused
         case ECONNRESET, EPIPE, ECONNABORTED: self = .reset
         case ETIMEDOUT: self = .timeout
-        case ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL: self = .unreachable
+        case ENETUNREACH, EHOSTUNREACH: self = .unreachable
+        case EADDRNOTAVAIL, EAGAIN, ENOBUFS, ENOMEM, EMFILE, ENFILE, ENOSPC: self = .local
         default: self = .other
         }
     }
+
+    /// Whether the failure counts against the backend's health.
+    public var blamesBackend: Bool { self != .local }
 
     public var description: String {
         switch self {
@@ -42,6 +48,7 @@ public enum ConnectFailure: UInt8, Sendable, CustomStringConvertible {
         case .timeout: "connect timeout"
         case .unreachable: "unreachable"
         case .other: "connect error"
+        case .local: "no local resources"
         }
     }
 }

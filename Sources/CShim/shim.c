@@ -92,7 +92,6 @@ ssize_t lb_splice(int fd_in, int fd_out, size_t len) {
     return LB_SYSCALL(SYS_splice, fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 }
 
-int lb_pipe_set_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
 
 static int set_int_opt(int fd, int level, int name, int value) {
     return setsockopt(fd, level, name, &value, sizeof(value));

@@ -60,6 +60,8 @@ import Testing
             #expect(eventually { lb.counters[.activePairs] == 0 })
             let c = lb.counters
             #expect(c[.bytesUp] == pairs * size && c[.bytesDown] == pairs * size)
+            let info = try #require(lb.pool.info(backend.address))
+            #expect(info.bytesToBackend == pairs * size && info.bytesFromBackend == pairs * size)
             #expect(c[.buffersInUse] == 0 && c[.pipesInUse] == 0)
             #expect(splice ? c[.spliceSwitches] > 0 : c[.spliceSwitches] == 0)
         }

@@ -10,7 +10,6 @@
 
 // epoll event bits, as plain integers (glibc declares them as an enum Swift imports awkwardly).
 #define LB_EPOLLIN 0x001u
-#define LB_EPOLLPRI 0x002u
 #define LB_EPOLLOUT 0x004u
 #define LB_EPOLLERR 0x008u
 #define LB_EPOLLHUP 0x010u
@@ -51,7 +50,6 @@ int lb_accept4(int fd, void *addr, uint32_t *addrlen);
 int lb_pipe2(int fds[2]);
 int lb_eventfd(void);
 ssize_t lb_splice(int fd_in, int fd_out, size_t len);
-int lb_pipe_set_size(int fd, int size);
 
 int lb_set_nodelay(int fd);
 int lb_set_reuseaddr(int fd);

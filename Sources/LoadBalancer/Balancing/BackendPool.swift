@@ -12,6 +12,9 @@ public struct BackendInfo: Sendable, Equatable, CustomStringConvertible {
     public var failedConnects: Int
     public var failStreak: Int
     public var healthTransitions: Int
+    /// Bytes of finished pairs: sent to the backend (client to backend) and received from it.
+    public var bytesToBackend: Int
+    public var bytesFromBackend: Int
 
     public var description: String {
         "\(address) \(isUp ? "up" : "down") \(admin) active=\(activeConnections) total=\(totalConnections) failed=\(failedConnects)"
@@ -152,7 +155,9 @@ public final class BackendPool: Sendable {
             activeConnections: table.activeConnections[i].load(ordering: .relaxed),
             totalConnections: table.totalConnections[i].load(ordering: .relaxed),
             failedConnects: table.failedConnects[i].load(ordering: .relaxed),
-            failStreak: Int(h.failStreak), healthTransitions: Int(h.transitions))
+            failStreak: Int(h.failStreak), healthTransitions: Int(h.transitions),
+            bytesToBackend: table.bytesToBackend[i].load(ordering: .relaxed),
+            bytesFromBackend: table.bytesFromBackend[i].load(ordering: .relaxed))
     }
 
     /// Every backend in the pool, in configuration order.

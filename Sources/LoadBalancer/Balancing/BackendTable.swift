@@ -28,8 +28,8 @@ final class BackendTable: @unchecked Sendable {
     let activeConnections: UnsafeMutablePointer<Atomic<Int>>
     let totalConnections: UnsafeMutablePointer<Atomic<Int>>
     let failedConnects: UnsafeMutablePointer<Atomic<Int>>
-    let bytesIn: UnsafeMutablePointer<Atomic<Int>>
-    let bytesOut: UnsafeMutablePointer<Atomic<Int>>
+    let bytesFromBackend: UnsafeMutablePointer<Atomic<Int>>
+    let bytesToBackend: UnsafeMutablePointer<Atomic<Int>>
 
     init(capacity: Int) {
         self.capacity = capacity
@@ -47,8 +47,8 @@ final class BackendTable: @unchecked Sendable {
         activeConnections = atomics(0)
         totalConnections = atomics(0)
         failedConnects = atomics(0)
-        bytesIn = atomics(0)
-        bytesOut = atomics(0)
+        bytesFromBackend = atomics(0)
+        bytesToBackend = atomics(0)
     }
 
     deinit {
@@ -59,8 +59,8 @@ final class BackendTable: @unchecked Sendable {
         activeConnections.deallocate()
         totalConnections.deallocate()
         failedConnects.deallocate()
-        bytesIn.deallocate()
-        bytesOut.deallocate()
+        bytesFromBackend.deallocate()
+        bytesToBackend.deallocate()
     }
 
     /// Up and active: may take a new connection.
@@ -99,8 +99,8 @@ final class BackendTable: @unchecked Sendable {
         health[i].store(HealthState().packed, ordering: .relaxed)
         totalConnections[i].store(0, ordering: .relaxed)
         failedConnects[i].store(0, ordering: .relaxed)
-        bytesIn[i].store(0, ordering: .relaxed)
-        bytesOut[i].store(0, ordering: .relaxed)
+        bytesFromBackend[i].store(0, ordering: .relaxed)
+        bytesToBackend[i].store(0, ordering: .relaxed)
         admin[i].store(AdminState.active.rawValue, ordering: .releasing)
     }
 }

@@ -90,8 +90,8 @@ extension Worker {
         Sys.close(fd)
         let id = Int(p.pointee.backend)
         pool.table.activeConnections[id].subtract(1, ordering: .relaxed)
-        if p.pointee.bytesUp > 0 { pool.table.bytesOut[id].add(p.pointee.bytesUp, ordering: .relaxed) }
-        if p.pointee.bytesDown > 0 { pool.table.bytesIn[id].add(p.pointee.bytesDown, ordering: .relaxed) }
+        if p.pointee.bytesUp > 0 { pool.table.bytesToBackend[id].add(p.pointee.bytesUp, ordering: .relaxed) }
+        if p.pointee.bytesDown > 0 { pool.table.bytesFromBackend[id].add(p.pointee.bytesDown, ordering: .relaxed) }
         p.pointee.backendFD = -1
         p.pointee.backend = -1
         // The backend-to-client direction belongs to this socket: give back what it holds.

@@ -105,7 +105,7 @@ public enum Sys {
 
     /// Stops listening but keeps the port bound: connects are refused and nobody else can take it.
     public static func unlisten(_ fd: Int32) throws(SystemError) {
-        _ = try retrying("connect(AF_UNSPEC)") { Int(lb_disconnect(fd)) }
+        try disconnect(fd)  // connect(AF_UNSPEC) on a listener: the same call, named for what it does there
     }
 
     /// Drops a socket's connection (or failed attempt) so the same socket can connect again.
@@ -193,10 +193,6 @@ public enum Sys {
             }
         }
         return (fds.0, fds.1)
-    }
-
-    public static func setPipeSize(_ fd: Int32, _ size: Int32) throws(SystemError) {
-        _ = try retrying("fcntl(F_SETPIPE_SZ)") { Int(lb_pipe_set_size(fd, size)) }
     }
 
     public static func eventFD() throws(SystemError) -> Int32 {

@@ -69,6 +69,13 @@ import Testing
         #expect(SocketAddress(host: "::1", port: 1)!.isLoopback)
         #expect(!SocketAddress(host: "10.0.0.1", port: 1)!.isLoopback)
         #expect(SocketAddress(host: "::1", port: 5) == SocketAddress(host: "0:0::1", port: 5))
+        #expect(SocketAddress(host: "127.0.0.1", port: 5) == SocketAddress(ipv4: (127, 0, 0, 1), port: 5))
+        #expect(SocketAddress(host: "127.0.0.1", port: 5) != SocketAddress(host: "127.0.0.2", port: 5))
+        #expect(SocketAddress(host: "127.0.0.1", port: 5) != SocketAddress(host: "127.0.0.1", port: 6))
+        #expect(SocketAddress(host: "::1", port: 5) != SocketAddress(host: "::2", port: 5))
+        #expect(SocketAddress(host: "::1", port: 5) != SocketAddress(host: "127.0.0.1", port: 5))
+        let set: Set = [SocketAddress(host: "::1", port: 5)!, SocketAddress(host: "0::1", port: 5)!, SocketAddress(host: "::2", port: 5)!]
+        #expect(set.count == 2)
         #expect(SocketAddress(host: "nope", port: 5) == nil)
     }
 }

@@ -93,13 +93,23 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The raw address bytes (4 or 16), for comparing and hashing without formatting the text.
+    @inline(__always)
+    private func withAddressBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        withUnsafeBytes(of: storage) { raw in
+            isIPv6
+                ? body(UnsafeRawBufferPointer(rebasing: raw[MemoryLayout<sockaddr_in6>.offset(of: \.sin6_addr)!...].prefix(16)))
+                : body(UnsafeRawBufferPointer(rebasing: raw[MemoryLayout<sockaddr_in>.offset(of: \.sin_addr)!...].prefix(4)))
+        }
+    }
+
     public static func == (a: SocketAddress, b: SocketAddress) -> Bool {
-        a.family == b.family && a.port == b.port && a.host == b.host
+        a.family == b.family && a.port == b.port && a.withAddressBytes { x in b.withAddressBytes { y in x.elementsEqual(y) } }
     }
 
     public func hash(into hasher: inout Hasher) {
         hasher.combine(family)
         hasher.combine(port)
-        hasher.combine(host)
+        withAddressBytes { hasher.combine(bytes: $0) }
     }
 }

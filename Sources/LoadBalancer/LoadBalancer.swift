@@ -66,6 +66,9 @@ public final class LoadBalancer: Sendable {
             }
         }
         balancer.threads.withLock { $0 = started }
+        if configuration.backends.contains(where: { $0.weight != 1 }) {
+            log.log("backend weights are kept and reported, but round robin treats every backend alike")
+        }
         return balancer
     }
 

@@ -23,7 +23,8 @@ public enum CommandLineParser {
     public static let usage = """
     usage: lb [flags]
       --listen ADDR           listen on HOST:PORT or [V6]:PORT, repeatable (default 0.0.0.0:8080)
-      --backend SPEC          HOST:PORT, [V6]:PORT or HOST:LO-HI, optional @WEIGHT, repeatable
+      --backend SPEC          HOST:PORT, [V6]:PORT or HOST:LO-HI, optional @WEIGHT
+                              (round robin ignores weights), repeatable
                               (default 127.0.0.1:8000-12999 and [::1]:13000-17999)
       --workers N             event loops, one thread each (default: CPU count)
       --backlog N             listen backlog (default 1024)

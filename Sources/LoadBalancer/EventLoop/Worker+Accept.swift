@@ -13,8 +13,15 @@ extension Worker {
         }
     }
 
+    /// Why accepting pauses. Kept as values: the text is only built when it is logged (once per 10 s),
+    /// not on every attempt while the process is out of fds.
+    enum PauseReason {
+        case error(Int32)
+        case reserveReached(fd: Int32)
+    }
+
     /// Stops polling the listeners for a short back-off; waiting clients stay in the kernel's backlog.
-    mutating func pauseListeners(reason: String) {
+    mutating func pauseListeners(_ reason: PauseReason) {
         guard listenersRegistered else { return }
         for fd in listeners { epoll.remove(fd) }
         listenersRegistered = false
@@ -22,7 +29,13 @@ extension Worker {
         shared.bump(.acceptPauses)
         if lastPauseLog == 0 || now - lastPauseLog > 10_000_000_000 {
             lastPauseLog = now
-            log.log("worker \(shared.index): accept paused for 100ms: \(reason) (\(activePairs) pairs open)")
+            let why: String
+            switch reason {
+            case .error(let errno): why = SystemError.message(for: errno)
+            case .reserveReached(let fd):
+                why = "file descriptors nearly exhausted (fd \(fd) of \(settings.fdLimit), \(settings.fdReserve) kept in reserve)"
+            }
+            log.log("worker \(shared.index): accept paused for 100ms: \(why) (\(activePairs) pairs open)")
         }
     }
 
@@ -66,7 +79,7 @@ extension Worker {
             } catch {
                 switch error.errno {
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                    pauseListeners(reason: SystemError.message(for: error.errno))
+                    pauseListeners(.error(error.errno))
                     return
                 case ECONNABORTED, EPROTO, EPERM, ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH:
                     continue  // that one client is gone; the next may be fine
@@ -79,7 +92,7 @@ extension Worker {
             let fd = Int32(raw)
             startPair(clientFD: fd)
             if Int(fd) >= settings.fdLimit - settings.fdReserve {
-                pauseListeners(reason: "file descriptors nearly exhausted (fd \(fd) of \(settings.fdLimit), \(settings.fdReserve) kept in reserve)")
+                pauseListeners(.reserveReached(fd: fd))
                 return
             }
         }

@@ -70,12 +70,14 @@ extension Worker {
     /// given up so the client already accepted still gets its backend, and accepting pauses until the
     /// spare can be taken back: a client in the backlog waits there instead of getting a 502.
     private mutating func backendSocket(family: Int32) -> Int32? {
+        let err: Int32
         do {
             return try Sys.socket(family: family)
         } catch {
             guard error.errno == EMFILE || error.errno == ENFILE else { return nil }
+            err = error.errno
         }
-        pauseListeners(reason: SystemError.message(for: EMFILE))
+        pauseListeners(.error(err))
         guard spareFD >= 0 else { return nil }
         Sys.close(spareFD)
         spareFD = -1

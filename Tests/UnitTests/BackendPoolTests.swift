@@ -110,7 +110,28 @@ import Testing
         #expect(pool.downBackends == 1)
     }
 
-        @Test func sharedCounterSpreadsAcrossViews() {
+    @Test func aRemovalRacingAHealthChangeCannotUncountTwice() throws {
+        let pool = BackendPool(specs(1...2))
+        let one = SocketAddress(host: "127.0.0.1", port: 1)!
+        let id = try #require(pool.id(of: one))
+        // The health word flips (a worker's CAS) but the worker has not settled the count yet when the
+        // backend is removed: the removal must not take off a count that was never added.
+        _ = pool.table.apply(.connectFailed(.refused), to: id, rise: 1, fall: 1)
+        try pool.remove(one).get()
+        #expect(pool.downBackends == 0)
+    }
+
+    @Test func aRemovedSlotIsNotReusedAtOnce() throws {
+        let pool = BackendPool(specs(1...1), headroom: 1)  // room for one backend added at run time
+        let two = SocketAddress(host: "127.0.0.1", port: 2)!
+        let id = try pool.add(BackendSpec(address: two)).get()
+        try pool.remove(two).get()
+        // Workers and probes may still hold the old id for a while: its slot waits out the grace.
+        #expect(pool.add(BackendSpec(address: SocketAddress(host: "127.0.0.1", port: 3)!)) == .failure(.full(capacity: 2)))
+        #expect(pool.info(id: id).admin == .removed)
+    }
+
+    @Test func sharedCounterSpreadsAcrossViews() {
         // Two workers' views share one counter: together they still go round in order.
         let pool = BackendPool(specs(1...4))
         var a = RoundRobinView(), b = RoundRobinView()

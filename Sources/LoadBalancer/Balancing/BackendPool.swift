@@ -38,7 +38,7 @@ public enum PoolError: Error, Equatable, Sendable, CustomStringConvertible {
 /// The set of backends, shared by every worker, changeable at run time without stopping traffic.
 ///
 /// Writers (add, drain, remove) take `membership`'s lock and bump `version`. Readers on the hot path
-/// never take it: each worker keeps its own `BackendView`, rebuilt from a snapshot only when `version`
+/// never take it: each worker keeps its own `RoundRobinView`, rebuilt from a snapshot only when `version`
 /// moved, and reads health through the table's atomics. Health transitions bump `version` too, so views
 /// list only backends that can take traffic.
 public final class BackendPool: Sendable {
@@ -52,8 +52,16 @@ public final class BackendPool: Sendable {
         var order: [BackendID] = []
         var byAddress: [SocketAddress: BackendID] = [:]
         var nextSlot: Int = 0
-        var retired: [BackendID] = []
+        /// Removed backends' slots and when they left (monotonic ns).
+        var retired: [(id: BackendID, at: UInt64)] = []
+        /// Members counted in `downCount`. Kept under the lock with the admin state, so a health change
+        /// racing a removal can neither count a removed backend nor uncount one twice.
+        var countedDown: Set<BackendID> = []
     }
+    /// A retired slot is reused only this long after its removal, and only when no fresh slot is left:
+    /// by then every worker has refreshed its view (a loop waits 60 s at most) and every probe of the
+    /// old backend has ended, so none of them acts on the new one.
+    static let slotReuseGrace: UInt64 = 120_000_000_000
     private let membership = Mutex(Membership())
 
     /// `headroom` extra slots remain for backends added at run time.
@@ -79,11 +87,14 @@ public final class BackendPool: Sendable {
         let result: Result<BackendID, PoolError> = membership.withLock { m in
             if m.byAddress[spec.address] != nil { return .failure(.duplicate(spec.address)) }
             let id: BackendID
-            if let reusable = m.retired.firstIndex(where: { table.activeConnections[Int($0)].load(ordering: .relaxed) == 0 }) {
-                id = m.retired.remove(at: reusable)
-            } else if m.nextSlot < table.capacity {
+            let now = MonotonicClock.now()
+            if m.nextSlot < table.capacity {
                 id = BackendID(m.nextSlot)
                 m.nextSlot += 1
+            } else if let reusable = m.retired.firstIndex(where: {
+                now - $0.at > Self.slotReuseGrace && table.activeConnections[Int($0.id)].load(ordering: .relaxed) == 0
+            }) {
+                id = m.retired.remove(at: reusable).id
             } else {
                 return .failure(.full(capacity: table.capacity))
             }
@@ -118,8 +129,8 @@ public final class BackendPool: Sendable {
             if leave {
                 m.byAddress[address] = nil
                 m.order.removeAll { $0 == id }
-                if !table.healthState(id).isUp { downCount.subtract(1, ordering: .relaxed) }
-                m.retired.append(id)
+                if m.countedDown.remove(id) != nil { downCount.subtract(1, ordering: .relaxed) }
+                m.retired.append((id, MonotonicClock.now()))
             }
             return true
         }
@@ -176,14 +187,19 @@ public final class BackendPool: Sendable {
     /// worker that won the race) logs it.
     func apply(_ event: HealthEvent, to id: BackendID, rise: Int, fall: Int) -> (HealthTransition, HealthState) {
         let result = table.apply(event, to: id, rise: rise, fall: fall)
-        // A probe or pair that outlived its backend's removal changes nothing the pool counts
-        // (`remove` already took a down backend off `downCount`).
-        if table.admin[Int(id)].load(ordering: .acquiring) == AdminState.removed.rawValue { return result }
-        switch result.0 {
-        case .wentDown: downCount.add(1, ordering: .relaxed); version.add(1, ordering: .releasing)
-        case .wentUp: downCount.subtract(1, ordering: .relaxed); version.add(1, ordering: .releasing)
-        case .none: break
+        if result.0 == .none { return result }
+        // Transitions are rare: the count is settled under the lock, against the admin state. A probe
+        // or pair that outlived its backend's removal changes nothing the pool counts.
+        let counted: Bool = membership.withLock { m in
+            if table.admin[Int(id)].load(ordering: .acquiring) == AdminState.removed.rawValue { return false }
+            if result.0 == .wentDown {
+                if m.countedDown.insert(id).inserted { downCount.add(1, ordering: .relaxed) }
+            } else if m.countedDown.remove(id) != nil {
+                downCount.subtract(1, ordering: .relaxed)
+            }
+            return true
         }
+        if counted { version.add(1, ordering: .releasing) }
         return result
     }
 

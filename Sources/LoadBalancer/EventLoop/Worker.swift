@@ -80,7 +80,6 @@ struct Worker: ~Copyable {
     mutating func run() {
         view.rebuild(from: pool)
         while running {
-            _ = view.refresh(from: pool)
             // `now` is from just after the last wait: the batch since took microseconds, and a timer
             // woken a little late is still never early. One clock read per iteration, not two.
             let timeout = nextTimeout()
@@ -92,6 +91,9 @@ struct Worker: ~Copyable {
                 break
             }
             now = MonotonicClock.now()
+            // After the wait, not before: a pool change made while this loop slept is seen before
+            // any pick it could affect.
+            _ = view.refresh(from: pool)
             for i in 0..<n {
                 let event = epoll.events[i]
                 dispatch(tag: event.data, events: event.events)

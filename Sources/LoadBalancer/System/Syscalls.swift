@@ -8,7 +8,8 @@ public enum IOResult: Equatable, Sendable {
     case wouldBlock
 }
 
-/// Every system call the project makes goes through here, once: EINTR retries, EAGAIN becomes
+/// Every system call the project makes on fds goes through here, once (the start-up rlimit calls in
+/// `FileLimit` and the stderr writer in `EventLog` are the exceptions): EINTR retries, EAGAIN becomes
 /// `.wouldBlock`, anything else throws a `SystemError` carrying errno and the call's name.
 /// Typed throws keep the error path allocation-free (no existential box), which matters because
 /// resets and refusals are routine for a proxy.
@@ -200,14 +201,17 @@ public enum Sys {
     }
 
     /// Adds one to an eventfd counter, waking whoever polls it.
+    /// Only EAGAIN (a counter at its maximum, already signalled) can refuse it; that is a wake-up too.
     public static func signalEventFD(_ fd: Int32) {
         var one: UInt64 = 1
-        _ = withUnsafeBytes(of: &one) { Glibc.write(fd, $0.baseAddress, 8) }
+        _ = withUnsafeBytes(of: &one) { raw in try? retryingIO("write(eventfd)") { Glibc.write(fd, raw.baseAddress, 8) } }
     }
 
-    /// Resets an eventfd counter after a wake-up.
-    public static func drainEventFD(_ fd: Int32) {
+    /// Resets an eventfd counter after a wake-up and returns what it held (0: nothing was signalled).
+    @discardableResult
+    public static func drainEventFD(_ fd: Int32) -> UInt64 {
         var value: UInt64 = 0
-        _ = withUnsafeMutableBytes(of: &value) { Glibc.read(fd, $0.baseAddress, 8) }
+        _ = withUnsafeMutableBytes(of: &value) { raw in try? retryingIO("read(eventfd)") { Glibc.read(fd, raw.baseAddress, 8) } }
+        return value
     }
 }

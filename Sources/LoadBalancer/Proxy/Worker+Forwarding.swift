@@ -96,11 +96,7 @@ extension Worker {
             } catch {
                 return execute(p, p.pointee.lifecycle.failed())
             }
-            if n == 0 {
-                d.pointee.sourceEOF = true
-                d.pointee.readable = false
-                return endDirectionIfDrained(p, upstream: upstream)
-            }
+            if n == 0 { return sourceEnded(p, d, upstream: upstream) }
             noteTraffic(p, upstream: upstream, bytes: n)
             let written: Int
             do {
@@ -125,11 +121,7 @@ extension Worker {
                 // The peer had already sent its FIN when epoll reported it, and nothing follows a FIN:
                 // this short read took the last bytes, so the stream has ended without another read
                 // returning 0. An error pending (a reset) is read out instead, to be passed on.
-                if !d.pointee.sourceError {
-                    d.pointee.sourceEOF = true
-                    d.pointee.readable = false
-                    return endDirectionIfDrained(p, upstream: upstream)
-                }
+                if !d.pointee.sourceError { return sourceEnded(p, d, upstream: upstream) }
             } else if settings.splice {
                 d.pointee.fullReads &+= 1
                 if d.pointee.fullReads >= settings.spliceAfterFullReads, let pipe = pipes.take() {
@@ -161,12 +153,7 @@ extension Worker {
             } catch {
                 return execute(p, p.pointee.lifecycle.failed())
             }
-            if n == 0 {
-                d.pointee.sourceEOF = true
-                d.pointee.readable = false
-                returnPipe(d)
-                return endDirectionIfDrained(p, upstream: upstream)
-            }
+            if n == 0 { return sourceEnded(p, d, upstream: upstream) }
             noteTraffic(p, upstream: upstream, bytes: n)
             d.pointee.piped += Int32(n)
             guard drainPipe(p, d, dst: dst) else { return false }
@@ -260,6 +247,16 @@ extension Worker {
             return pump(p, upstream: upstream)
         }
         return true
+    }
+
+    /// The source sent its last byte: no more reads, the pipe (if any) goes back once empty, and the
+    /// destination hears of it as soon as what is pending is delivered.
+    @inline(__always)
+    private mutating func sourceEnded(_ p: UnsafeMutablePointer<ConnectionPair>, _ d: UnsafeMutablePointer<Direction>, upstream: Bool) -> Bool {
+        d.pointee.sourceEOF = true
+        d.pointee.readable = false
+        returnPipe(d)
+        return endDirectionIfDrained(p, upstream: upstream)
     }
 
     /// EOF read and every byte delivered: tell the destination (shutdown) and the lifecycle.

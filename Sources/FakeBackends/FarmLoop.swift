@@ -380,7 +380,7 @@ final class FarmLoopRunner {
         let limit = settings.mode == .http ? Self.httpReadSize : Self.scratchSize
         let n: Int
         do {
-            guard case .done(let got) = try Sys.read(fd, scratch, limit) else { return }
+            guard case .done(let got) = try Sys.receive(fd, scratch, limit) else { return }
             n = got
         } catch {
             close(s, reset: false)

@@ -341,7 +341,7 @@ final class LoadWorker: @unchecked Sendable {
         while true {
             let n: Int
             do throws(SystemError) {
-                switch try Sys.read(fd, scratch, Self.scratchSize) {
+                switch try Sys.receive(fd, scratch, Self.scratchSize) {
                 case .done(let count): n = count
                 case .wouldBlock: return
                 }
@@ -422,7 +422,7 @@ final class LoadWorker: @unchecked Sendable {
 
     /// An event on a kept-alive connection between requests: the server closed it, or sent junk.
     private func idleEvent(_ id: Int) {
-        switch try? Sys.read(slots[id].fd, scratch, Self.scratchSize) {
+        switch try? Sys.receive(slots[id].fd, scratch, Self.scratchSize) {
         case .wouldBlock?: return
         default: closeSlot(id)  // EOF, error, or unasked-for bytes: start afresh next time
         }

@@ -132,10 +132,7 @@ public final class FakeBackendFarm: Sendable {
                 loop.ready.wait()
                 failure = loop.startError.withLock { $0 }  // a loop that failed has closed its own listeners
             } catch {
-                for b in loop.setup {
-                    if b.listenerFD >= 0 { Sys.close(b.listenerFD) }
-                    if b.parkedFD >= 0 { Sys.close(b.parkedFD) }
-                }
+                loop.closeSetupDescriptors()
                 loop.inbox.withLock { $0.closed = true }
                 failure = error
             }
@@ -147,10 +144,7 @@ public final class FakeBackendFarm: Sendable {
         if let failure {
             // Loops never started still own their listeners.
             for loop in loops.dropFirst(failedAt + 1) {
-                for b in loop.setup {
-                    if b.listenerFD >= 0 { Sys.close(b.listenerFD) }
-                    if b.parkedFD >= 0 { Sys.close(b.parkedFD) }
-                }
+                loop.closeSetupDescriptors()
                 loop.inbox.withLock { $0.closed = true }
             }
             farm.stop()

@@ -53,11 +53,7 @@ public final class FakeBackendFarm: Sendable {
         var placeholder: Int32 = -1
         defer { if placeholder >= 0 { Sys.close(placeholder) } }
         if address.port == 0 {
-            placeholder = try Sys.socket(family: address.family)
-            try Sys.setReuseAddress(placeholder)
-            try Sys.setReusePort(placeholder)
-            if address.isIPv6 { try Sys.setV6Only(placeholder) }
-            try Sys.bind(placeholder, to: address)
+            placeholder = try Sockets.bind(on: address, reusePort: true)
             bound = try Sys.localAddress(of: placeholder)
         }
         let fd = try Sockets.listen(on: bound, backlog: FarmConfiguration.backlog, reusePort: address.port == 0)

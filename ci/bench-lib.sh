@@ -1,5 +1,6 @@
-# Shared by ci/bench and ci/alloc-check (sourced, not run). Loopback only; everything started is
-# recorded in STARTED_PIDS and stopped by stop_started (kill by PID, never by name).
+# Shared by ci/bench, ci/alloc-check, ci/soak, ci/health-cost and ci/loadgen-vs-ab (sourced, not run).
+# Loopback only; everything started is recorded in STARTED_PIDS and stopped by stop_started (kill by
+# PID, never by name).
 STARTED_PIDS=()
 
 # free_range COUNT: prints the first port of COUNT consecutive ports that all bind on 127.0.0.1 now.

@@ -70,19 +70,17 @@ int main(int argc, char **argv) {
             if (r <= 0) { if (r < 0 && errno == EAGAIN) continue; close(fd); continue; }
             lens[fd] += r;
             bufs[fd][lens[fd] < BUF ? lens[fd] : BUF - 1] = 0;
-            int closed = 0;
             for (;;) {  // answer every complete request head in the buffer
                 char *end = memmem(bufs[fd], lens[fd], "\r\n\r\n", 4);
-                if (!end) { if (lens[fd] == BUF) { close(fd); closed = 1; } break; }
+                if (!end) { if (lens[fd] == BUF) close(fd); break; }
                 int used = end + 4 - bufs[fd];
                 int keep = keep_alive(bufs[fd], used);
                 const char *resp = keep ? body_keep : body_close;
                 int len = keep ? keep_len : close_len;
-                if (send(fd, resp, len, MSG_NOSIGNAL) != len || !keep) { close(fd); closed = 1; break; }
+                if (send(fd, resp, len, MSG_NOSIGNAL) != len || !keep) { close(fd); break; }
                 memmove(bufs[fd], bufs[fd] + used, lens[fd] - used);
                 lens[fd] -= used;
             }
-            (void)closed;
         }
     }
 }

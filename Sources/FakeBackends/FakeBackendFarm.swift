@@ -53,11 +53,7 @@ public final class FakeBackendFarm: Sendable {
         var placeholder: Int32 = -1
         defer { if placeholder >= 0 { Sys.close(placeholder) } }
         if address.port == 0 {
-            placeholder = try Sys.socket(family: address.family)
-            try Sys.setReuseAddress(placeholder)
-            try Sys.setReusePort(placeholder)
-            if address.isIPv6 { try Sys.setV6Only(placeholder) }
-            try Sys.bind(placeholder, to: address)
+            placeholder = try Sockets.bind(on: address, reusePort: true)
             bound = try Sys.localAddress(of: placeholder)
         }
         let fd = try Sockets.listen(on: bound, backlog: FarmConfiguration.backlog, reusePort: address.port == 0)
@@ -132,10 +128,7 @@ public final class FakeBackendFarm: Sendable {
                 loop.ready.wait()
                 failure = loop.startError.withLock { $0 }  // a loop that failed has closed its own listeners
             } catch {
-                for b in loop.setup {
-                    if b.listenerFD >= 0 { Sys.close(b.listenerFD) }
-                    if b.parkedFD >= 0 { Sys.close(b.parkedFD) }
-                }
+                loop.closeSetupDescriptors()
                 loop.inbox.withLock { $0.closed = true }
                 failure = error
             }
@@ -147,10 +140,7 @@ public final class FakeBackendFarm: Sendable {
         if let failure {
             // Loops never started still own their listeners.
             for loop in loops.dropFirst(failedAt + 1) {
-                for b in loop.setup {
-                    if b.listenerFD >= 0 { Sys.close(b.listenerFD) }
-                    if b.parkedFD >= 0 { Sys.close(b.parkedFD) }
-                }
+                loop.closeSetupDescriptors()
                 loop.inbox.withLock { $0.closed = true }
             }
             farm.stop()

@@ -75,11 +75,8 @@ public enum FarmCommandLine {
                 host = (v, address)
             case "--ports":
                 let v = try args.value(for: flag)
-                let halves = v.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-                let low = try ArgumentCursor.check(flag, v, ValueParsers.port(halves[0]))
-                let high = halves.count == 2 ? try ArgumentCursor.check(flag, v, ValueParsers.port(halves[1])) : low
-                guard low <= high else { throw ConfigError(flag: flag, value: v, reason: "port range runs backwards") }
-                ports = (v, low, high)
+                let range = try ArgumentCursor.check(flag, v, ValueParsers.portRange(v[...]))
+                ports = (v, range.lowerBound, range.upperBound)
             case "--mode":
                 config.mode = try args.value(for: flag, else: "expected http, echo, source or sink", BackendMode.init(rawValue:))
             case "--fail-rate":

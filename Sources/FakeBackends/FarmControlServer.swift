@@ -102,7 +102,7 @@ public final class FarmControlServer: Sendable {
             guard now < deadline else { return true }
             guard let n = try? epoll.wait(timeoutMs: Int32((deadline - now) / 1_000_000) + 1) else { return true }
             for i in 0..<n where epoll.events[i].data == Self.wakeToken { return false }
-            switch try? Sys.read(fd, buffer, 4096) {
+            switch try? Sys.receive(fd, buffer, 4096) {
             case .done(let got)? where got > 0:
                 do throws(HTTPRequestParser.Failure) {
                     try parser.feed(UnsafeRawBufferPointer(start: buffer, count: got)) { head in

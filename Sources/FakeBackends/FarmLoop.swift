@@ -90,6 +90,25 @@ final class FarmLoop: Sendable {
         }
     }
 
+    /// Takes the queued commands; `closing` also refuses later sends (the loop is exiting).
+    func takeCommands(closing: Bool = false) -> [LoopCommand] {
+        inbox.withLock { inbox in
+            if closing { inbox.closed = true }
+            let c = inbox.commands
+            inbox.commands.removeAll()
+            return c
+        }
+    }
+
+    /// Closes the listeners and parked sockets the loop was handed: for a loop whose runner never
+    /// took them over (it failed to start, or never started).
+    func closeSetupDescriptors() {
+        for b in setup {
+            if b.listenerFD >= 0 { Sys.close(b.listenerFD) }
+            if b.parkedFD >= 0 { Sys.close(b.parkedFD) }
+        }
+    }
+
     /// Starts the loop thread. The thread keeps the loop alive until it returns.
     func spawn() throws(SystemError) -> OSThread {
         try OSThread.spawn { [self] in FarmLoopRunner.run(self) }
@@ -172,16 +191,9 @@ final class FarmLoopRunner {
         do {
             runner = try FarmLoopRunner(loop)
         } catch {
-            for b in loop.setup {
-                if b.listenerFD >= 0 { Sys.close(b.listenerFD) }
-                if b.parkedFD >= 0 { Sys.close(b.parkedFD) }
-            }
+            loop.closeSetupDescriptors()
             loop.startError.withLock { $0 = error }
-            let orphans = loop.inbox.withLock { inbox in
-                inbox.closed = true
-                return inbox.commands
-            }
-            finishAll(orphans)
+            finishAll(loop.takeCommands(closing: true))
             loop.ready.signal()
             return
         }
@@ -257,12 +269,7 @@ final class FarmLoopRunner {
         switch kind {
         case Self.kindWake:
             Sys.drainEventFD(loop.wakeFD)
-            let commands = loop.inbox.withLock { inbox in
-                let c = inbox.commands
-                inbox.commands.removeAll()
-                return c
-            }
-            for command in commands { apply(command) }
+            for command in loop.takeCommands() { apply(command) }
         case Self.kindListener:
             let b = Int(index)
             guard b < backends.count, backends[b].listenerFD >= 0,
@@ -380,7 +387,7 @@ final class FarmLoopRunner {
         let limit = settings.mode == .http ? Self.httpReadSize : Self.scratchSize
         let n: Int
         do {
-            guard case .done(let got) = try Sys.read(fd, scratch, limit) else { return }
+            guard case .done(let got) = try Sys.receive(fd, scratch, limit) else { return }
             n = got
         } catch {
             close(s, reset: false)
@@ -625,12 +632,7 @@ final class FarmLoopRunner {
             backends[Int(b)].killed = false
             backends[Int(b)].flapRefusing = false
             if backends[Int(b)].fault == .flap { wheel.schedule(2 * b + 1, at: MonotonicClock.now() + settings.flapNanos) }
-            do throws(SystemError) {
-                try applyListener(b)
-                done.finish()
-            } catch {
-                done.finish(error)
-            }
+            applyListener(b, reportingTo: done)
         case .setFault(let b, let fault, let done):
             backends[Int(b)].fault = fault
             backends[Int(b)].flapRefusing = false
@@ -639,12 +641,7 @@ final class FarmLoopRunner {
             } else {
                 wheel.cancel(2 * b + 1)
             }
-            do throws(SystemError) {
-                try applyListener(b)
-                done.finish()
-            } catch {
-                done.finish(error)
-            }
+            applyListener(b, reportingTo: done)
         case .stop:
             running = false
         }
@@ -656,6 +653,16 @@ final class FarmLoopRunner {
         // A failed re-listen (the port taken meanwhile) is retried at the next flip.
         try? applyListener(b)
         wheel.schedule(2 * b + 1, at: MonotonicClock.now() + settings.flapNanos)
+    }
+
+    /// `applyListener(b)` for a control call: its outcome goes to the waiting caller.
+    private func applyListener(_ b: Int32, reportingTo done: Completion) {
+        do throws(SystemError) {
+            try applyListener(b)
+            done.finish()
+        } catch {
+            done.finish(error)
+        }
     }
 
     /// Opens or closes backend `b`'s listener to match its state (killed, refusing, flapped shut).
@@ -703,13 +710,7 @@ final class FarmLoopRunner {
     }
 
     private func shutdownEverything() {
-        let orphans = loop.inbox.withLock { inbox in
-            inbox.closed = true
-            let c = inbox.commands
-            inbox.commands.removeAll()
-            return c
-        }
-        Self.finishAll(orphans)
+        Self.finishAll(loop.takeCommands(closing: true))
         for s in conns.indices where conns[s].fd >= 0 { close(Int32(s), reset: false) }
         for b in backends.indices where backends[b].parkedFD >= 0 {
             Sys.close(backends[b].parkedFD)

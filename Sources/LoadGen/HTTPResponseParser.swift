@@ -62,8 +62,6 @@ public struct HTTPResponseParser {
         UnsafeBufferPointer(start: backendBuffer, count: backendLength)
     }
 
-    public var isComplete: Bool { state == .done }
-
     /// Consumes bytes from `buffer`; returns how many were used and the outcome so far.
     public mutating func feed(_ buffer: UnsafeRawBufferPointer) -> (consumed: Int, outcome: Outcome) {
         guard let base = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
@@ -111,10 +109,6 @@ public struct HTTPResponseParser {
         if state == .untilClose { state = .done; closesConnection = true }
         return state == .done
     }
-
-    /// True once a status line has started arriving (an EOF before that on a reused connection means the
-    /// server closed an idle connection, not that it cut a response short).
-    public var hasStarted: Bool { state != .statusLine || lineLength > 0 }
 
     // MARK: lines
 

@@ -1,4 +1,3 @@
-import Glibc
 import LoadBalancer
 
 /// What one request is.
@@ -81,7 +80,7 @@ public struct LoadConfiguration: Sendable {
     /// `-c`: connections open at once, spread over the threads.
     public var concurrency = 1
     /// `--threads`: worker threads, each with its own epoll (never more than `concurrency`).
-    public var threads = LoadConfiguration.cpuCount
+    public var threads = Configuration.cpuCount
     /// `--keepalive`: reuse a connection for many requests (http and echo modes).
     public var keepAlive = false
     /// `--size`: echo payload bytes per request.
@@ -96,6 +95,4 @@ public struct LoadConfiguration: Sendable {
     public init(target: LoadTarget) {
         self.target = target
     }
-
-    public static var cpuCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }

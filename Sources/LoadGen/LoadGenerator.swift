@@ -84,13 +84,8 @@ enum Progress {
             last = done
             lastTime = now
             let seconds = Double(now - shared.startNs) / 1e9
-            write(line: "\r  \(done) done  \(failed) failed  \(fixed(rate, 0)) req/s  \(fixed(seconds, 1))s \u{1B}[K")
+            EventLog.writeStderr("\r  \(done) done  \(failed) failed  \(fixed(rate, 0)) req/s  \(fixed(seconds, 1))s \u{1B}[K", newline: false)
         }
-        write(line: "\r\u{1B}[K")
-    }
-
-    static func write(line: String) {
-        var text = line
-        text.withUTF8 { buf in _ = Glibc.write(2, buf.baseAddress, buf.count) }
+        EventLog.writeStderr("\r\u{1B}[K", newline: false)
     }
 }

@@ -20,22 +20,9 @@ public enum LoadErrorKind: String, Sendable, CaseIterable {
         }
     }
 
-    /// ECONNREFUSED, ECONNRESET/EPIPE, ETIMEDOUT; anything else (EADDRNOTAVAIL, EMFILE...) is `other`.
+    /// Sorted as `ConnectFailure` sorts errno: ECONNREFUSED, ECONNRESET/EPIPE/ECONNABORTED, ETIMEDOUT;
+    /// anything else (unreachable, EADDRNOTAVAIL, EMFILE...) is `other`.
     public init(errno: Int32) {
-        switch ConnectFailureKind(errno: errno) {
-        case .refused: self = .refused
-        case .reset: self = .reset
-        case .timeout: self = .timeout
-        case .other: self = .other
-        }
-    }
-}
-
-
-/// The errno sort, kept apart so `LoadErrorKind` can stay a plain string enum.
-enum ConnectFailureKind {
-    case refused, reset, timeout, other
-    init(errno: Int32) {
         switch ConnectFailure(errno: errno) {
         case .refused: self = .refused
         case .reset: self = .reset

@@ -46,8 +46,6 @@ struct Slot {
     /// Bumped when the fd closes: an epoll event carrying an older generation is stale and dropped.
     var generation: UInt32 = 0
     var phase = Phase.idle
-    /// This request runs on a connection kept from an earlier one.
-    var reused = false
     /// When the request counts from (its scheduled start in open-loop mode), monotonic ns.
     var start: UInt64 = 0
     var sent = 0
@@ -253,12 +251,10 @@ final class LoadWorker: @unchecked Sendable {
         // and that shows in its latency, but it is not cut short for it.
         wheel.schedule(Int32(id), at: now + config.timeout.nanoseconds)
         if slots[id].fd >= 0 {
-            slots[id].reused = true
             slots[id].phase = .sending
             drive(id, events: EpollEvents.output)
             return
         }
-        slots[id].reused = false
         let fd: Int32
         do throws(SystemError) {
             fd = try Sys.socket(family: config.target.address.family)
@@ -341,7 +337,7 @@ final class LoadWorker: @unchecked Sendable {
         while true {
             let n: Int
             do throws(SystemError) {
-                switch try Sys.read(fd, scratch, Self.scratchSize) {
+                switch try Sys.receive(fd, scratch, Self.scratchSize) {
                 case .done(let count): n = count
                 case .wouldBlock: return
                 }
@@ -422,7 +418,7 @@ final class LoadWorker: @unchecked Sendable {
 
     /// An event on a kept-alive connection between requests: the server closed it, or sent junk.
     private func idleEvent(_ id: Int) {
-        switch try? Sys.read(slots[id].fd, scratch, Self.scratchSize) {
+        switch try? Sys.receive(slots[id].fd, scratch, Self.scratchSize) {
         case .wouldBlock?: return
         default: closeSlot(id)  // EOF, error, or unasked-for bytes: start afresh next time
         }

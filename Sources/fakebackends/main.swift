@@ -7,10 +7,8 @@ import LoadBalancer
 // anything, start the farm (and the control API), wait for SIGINT/SIGTERM, stop, print a summary.
 
 func fail(_ message: String, exitCode: Int32) -> Never {
-    fflush(nil)
-    // Straight to fd 2: Glibc's `stderr` global is not concurrency-safe to name in Swift 6.
-    let line = Array("fakebackends: \(message)\n".utf8)
-    _ = line.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+    fflush(nil)  // what stdout already holds comes first
+    EventLog.writeStderr("fakebackends: \(message)")
     exit(exitCode)
 }
 

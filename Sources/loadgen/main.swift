@@ -7,8 +7,7 @@ import LoadGen
 lb_ignore_sigpipe()
 
 func fail(_ line: String, code: Int32) -> Never {
-    var text = "loadgen: " + line + "\n"
-    text.withUTF8 { buf in _ = write(2, buf.baseAddress, buf.count) }
+    EventLog.writeStderr("loadgen: " + line)
     exit(code)
 }
 

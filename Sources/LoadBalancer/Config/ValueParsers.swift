@@ -53,6 +53,18 @@ public enum ValueParsers {
         return .success(UInt16(n))
     }
 
+    /// A port, or a range `LO-HI` of ports (both included): `9000` is `9000...9000`.
+    public static func portRange(_ text: Substring) -> Result<ClosedRange<UInt16>, ParseFailure> {
+        guard let dash = text.firstIndex(of: "-") else { return port(text).map { $0...$0 } }
+        let low: UInt16, high: UInt16
+        switch (port(text[..<dash]), port(text[text.index(after: dash)...])) {
+        case (.success(let l), .success(let h)): low = l; high = h
+        case (.failure(let f), _), (_, .failure(let f)): return .failure(f)
+        }
+        guard low <= high else { return .failure(ParseFailure("port range runs backwards")) }
+        return .success(low...high)
+    }
+
     /// Splits `HOST:PORTS` or `[V6]:PORTS` into host and the text after the colon.
     public static func splitHostPort(_ text: String) -> Result<(host: String, ports: Substring), ParseFailure> {
         if text.hasPrefix("[") {
@@ -106,18 +118,10 @@ public enum ValueParsers {
         case .failure(let f): return .failure(f)
         }
         guard !parts.host.isEmpty else { return .failure(ParseFailure("missing host")) }
-        var low: UInt16, high: UInt16
-        if let dash = parts.ports.firstIndex(of: "-") {
-            switch (port(parts.ports[..<dash]), port(parts.ports[parts.ports.index(after: dash)...])) {
-            case (.success(let l), .success(let h)): low = l; high = h
-            case (.failure(let f), _), (_, .failure(let f)): return .failure(f)
-            }
-            guard low <= high else { return .failure(ParseFailure("port range runs backwards")) }
-        } else {
-            switch port(parts.ports) {
-            case .success(let p): low = p; high = p
-            case .failure(let f): return .failure(f)
-            }
+        let low: UInt16, high: UInt16
+        switch portRange(parts.ports) {
+        case .success(let r): low = r.lowerBound; high = r.upperBound
+        case .failure(let f): return .failure(f)
         }
         guard let first = SocketAddress(host: parts.host, port: low) else {
             return .failure(ParseFailure("bad address '\(parts.host)' (numeric IPv4/IPv6 or localhost)"))

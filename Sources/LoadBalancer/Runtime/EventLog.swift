@@ -24,10 +24,11 @@ public final class EventLog: Sendable {
     /// The lines kept so far, oldest first.
     public var recent: [String] { lines.withLock { $0 } }
 
-    /// Writes one line to fd 2 (Swift 6: the `stderr` global is not concurrency-safe).
-    public static func writeStderr(_ line: String) {
+    /// Writes one line to fd 2 (Swift 6: the `stderr` global is not concurrency-safe), ending it with a
+    /// newline if it has none; `newline: false` writes the text as it is (a progress line redrawn in place).
+    public static func writeStderr(_ line: String, newline: Bool = true) {
         var text = line
-        if !text.hasSuffix("\n") { text += "\n" }
+        if newline && !text.hasSuffix("\n") { text += "\n" }
         text.withUTF8 { buf in
             var offset = 0
             while offset < buf.count {

@@ -7,6 +7,19 @@ public enum Sockets {
     /// listener carries TCP_NODELAY, which accepted sockets inherit: one setsockopt per listener
     /// instead of one per connection.
     public static func listen(on address: SocketAddress, backlog: Int32, reusePort: Bool, noDelay: Bool = false) throws(SystemError) -> Int32 {
+        let fd = try bind(on: address, reusePort: reusePort, noDelay: noDelay)
+        do throws(SystemError) {
+            try Sys.listen(fd, backlog: backlog)
+            return fd
+        } catch {
+            Sys.close(fd)
+            throw error
+        }
+    }
+
+    /// The first half of `listen`: a non-blocking socket with the same options, bound to `address` but
+    /// not listening. On error the socket is closed and the error thrown.
+    public static func bind(on address: SocketAddress, reusePort: Bool, noDelay: Bool = false) throws(SystemError) -> Int32 {
         let fd = try Sys.socket(family: address.family)
         do throws(SystemError) {
             try Sys.setReuseAddress(fd)
@@ -18,7 +31,6 @@ public enum Sockets {
             } catch {
                 throw SystemError(errno: error.errno, operation: "bind \(address)")
             }
-            try Sys.listen(fd, backlog: backlog)
             return fd
         } catch {
             Sys.close(fd)

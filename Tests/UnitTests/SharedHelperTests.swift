@@ -32,4 +32,21 @@ import Testing
             try Sockets.bind(on: foreign, reusePort: false)
         }
     }
+
+    @Test func anUnlistenedPortRefusesConnects() throws {
+        let fd = try Sockets.listen(on: SocketAddress(host: "127.0.0.1", port: 0)!, backlog: 4, reusePort: false)
+        defer { Sys.close(fd) }
+        let address = try Sys.localAddress(of: fd)
+        try Sys.unlisten(fd)
+        let client = try Sys.socket(family: AF_INET)
+        defer { Sys.close(client) }
+        var refused = false
+        do { _ = try Sys.connect(client, to: address) } catch { refused = error.errno == ECONNREFUSED }
+        if !refused {  // in progress: the refusal shows as the socket's error
+            var pfd = pollfd(fd: client, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&pfd, 1, 5_000)
+            refused = (try? Sys.socketError(client)) == ECONNREFUSED
+        }
+        #expect(refused)
+    }
 }

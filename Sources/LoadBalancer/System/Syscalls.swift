@@ -104,7 +104,9 @@ public enum Sys {
         _ = try retrying("listen") { Int(Glibc.listen(fd, backlog)) }
     }
 
-    /// Stops listening but keeps the port bound: connects are refused and nobody else can take it.
+    /// Stops listening but keeps the port bound: connects are refused, a port-0 bind is never handed
+    /// this port and connect's ephemeral ports skip it. (Only an explicit bind of this very port by
+    /// another SO_REUSEADDR socket could share it; the bucket's reuse flag is fixed at bind time.)
     public static func unlisten(_ fd: Int32) throws(SystemError) {
         try disconnect(fd)  // connect(AF_UNSPEC) on a listener: the same call, named for what it does there
     }

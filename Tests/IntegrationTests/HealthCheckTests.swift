@@ -61,8 +61,16 @@ import Testing
                 #expect(report.backends[String(flapper.port)] == nil)
                 // Probes connect, they send no request: any request would be client traffic.
                 #expect(farm.counters(flapper).requests == requestsBefore)
+                // Then it comes back and takes its share, so the next round kills a backend in rotation.
+                try #require(eventually(timeout: .seconds(20)) { lb.pool.info(flapper)?.isUp == true })
+                let back = try load(address, requests: 30, concurrency: 3)
+                #expect(back.succeeded == 30)
+                // Round robin over 3 gives it 10 of 30; a worker with a stale view may send its first
+                // batch (at most the 3 connections in flight) elsewhere.
+                let share = back.backends[String(flapper.port)] ?? 0
+                #expect(share >= 7)
+                #expect(eventually { farm.counters(flapper).requests == requestsBefore + UInt64(share) })
             }
-            #expect(eventually(timeout: .seconds(20)) { lb.pool.info(flapper)?.isUp == true })
         }
     }
 

@@ -85,7 +85,11 @@ import Testing
             // It listens and is healthy, so the probes of down backends bring it back.
             #expect(eventually { lb.pool.info(target)?.isUp == true })
             let report = try load(address, requests: 40, concurrency: 2)
-            #expect((report.backends[String(target.port)] ?? 0) > 0)
+            #expect(report.succeeded == 40)
+            // Round robin over 2 up backends with one shared counter gives it every other pick: 20 of 40.
+            // A worker that has not rebuilt its view since the change may send its first batch (at most
+            // the 2 connections in flight) to the other one, and those picks may have been its turns.
+            #expect((report.backends[String(target.port)] ?? 0) >= 18)
         }
     }
 

@@ -147,7 +147,9 @@ import Testing
         try withFarmAndBalancer(farmConfig, configure: {
             $0.health.mode = .http(path: "/health")
             $0.health.interval = .milliseconds(100)
-            $0.health.timeout = .milliseconds(200)
+            // Long enough that the healthy one never misses it on a loaded machine; the hung one
+            // never answers at all, so it still times out.
+            $0.health.timeout = .seconds(1)
             $0.health.fall = 2
         }) { farm, lb, _ in
             let hung = try #require(farm.faulty.first?.address)

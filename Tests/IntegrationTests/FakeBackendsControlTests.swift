@@ -53,7 +53,8 @@ import Testing
         farm.setFault(farm.addresses[1], .hang)
         try? farm.restart(farm.addresses[0])
         #expect(monotonicMilliseconds() - started < 5_000)
-        #expect(connectErrno(farm.addresses[1]) == ECONNREFUSED)
+        // No refusal check on the farm's ports here: stop() freed them, and a parallel test may
+        // already listen on one.
     }
 
     /// One request to the control API; returns the status code and body.

@@ -101,7 +101,8 @@ import Testing
             reads += 1
         }
         #expect(got == expected)
-        #expect(reads > expected.count / 2)  // it came in many small pieces, not one write
+        // It came in pieces, not in one write. (How many depends on when this thread gets to read.)
+        #expect(reads > 1)
     }
 
     @Test func dieMidSendsPartThenResets() throws {

@@ -49,7 +49,9 @@ import Testing
                 TestSocket.sendAll(fd, "GET / HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n")
                 // Either the victim took it (it will never answer) or another backend answers.
                 var answered = false
-                _ = eventually { farm.counters(victim).connections > before || { answered = Self.readable(fd); return answered }() }
+                let reached = eventually { farm.counters(victim).connections > before || { answered = Self.readable(fd); return answered }() }
+                if !reached { close(fd) }
+                try #require(reached, "the request neither reached the victim nor got an answer")
                 if answered {
                     _ = TestSocket.readAll(fd)
                     close(fd)

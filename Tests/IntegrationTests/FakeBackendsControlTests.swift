@@ -14,7 +14,7 @@ import Testing
         let victim = farm.addresses[1]
         let client = try TestClient(victim)
         client.send("GET / HTTP/1.1\r\n\r\n")
-        #expect(client.readHTTPResponse() != nil)
+        #expect(client.readHTTPResponse()?.body == "backend \(victim.port)\n")
         // A request half sent when the backend dies: the client sees a reset, not a clean close.
         client.send("GET / HTTP/1.1\r\nHost:")
         #expect(eventually { farm.counters(victim).bytesIn > 18 })
@@ -24,7 +24,7 @@ import Testing
         // The others are untouched.
         let other = try TestClient(farm.addresses[2])
         other.send("GET / HTTP/1.1\r\n\r\n")
-        #expect(other.readHTTPResponse() != nil)
+        #expect(other.readHTTPResponse()?.body == "backend \(farm.addresses[2].port)\n")
 
         try farm.restart(victim)
         let again = try TestClient(victim)
@@ -53,7 +53,8 @@ import Testing
         farm.setFault(farm.addresses[1], .hang)
         try? farm.restart(farm.addresses[0])
         #expect(monotonicMilliseconds() - started < 5_000)
-        #expect(connectErrno(farm.addresses[1]) == ECONNREFUSED)
+        // No refusal check on the farm's ports here: stop() freed them, and a parallel test may
+        // already listen on one.
     }
 
     /// One request to the control API; returns the status code and body.
@@ -75,7 +76,7 @@ import Testing
 
         let served = try TestClient(target)
         served.send("GET / HTTP/1.1\r\n\r\n")
-        #expect(served.readHTTPResponse() != nil)
+        #expect(served.readHTTPResponse()?.body == "backend \(port)\n")
 
         let killed = try call(server, "POST", "/backends/\(port)/kill")
         #expect(killed.status == 200)

@@ -44,7 +44,9 @@ import Testing
         let farm = try farm(.close)
         defer { farm.stop() }
         let client = try TestClient(farm.addresses[0])
-        #expect(client.readToEnd().end == .eof)
+        let (bytes, end) = client.readToEnd()
+        #expect(bytes.isEmpty)  // a close without a byte
+        #expect(end == .eof)
     }
 
     @Test func resetAcceptsThenResets() throws {
@@ -99,7 +101,8 @@ import Testing
             reads += 1
         }
         #expect(got == expected)
-        #expect(reads > expected.count / 2)  // it came in many small pieces, not one write
+        // It came in pieces, not in one write. (How many depends on when this thread gets to read.)
+        #expect(reads > 1)
     }
 
     @Test func dieMidSendsPartThenResets() throws {

@@ -46,16 +46,24 @@ import Testing
     @Test func http10ClosesUnlessKeepAlive() throws {
         let farm = try FakeBackendFarm.start(FarmConfiguration(ephemeral: 1))
         defer { farm.stop() }
+        let port = farm.addresses[0].port
         let plain = try TestClient(farm.addresses[0])
         plain.send("GET / HTTP/1.0\r\n\r\n")
-        #expect(plain.readToEnd().end == .eof)
+        let (bytes, end) = plain.readToEnd()
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(text.contains("\r\nConnection: close\r\n"))
+        #expect(text.hasSuffix("\r\n\r\nbackend \(port)\n"))
+        #expect(end == .eof)
 
         let kept = try TestClient(farm.addresses[0])
         kept.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
         // An HTTP/1.0 client keeps the connection only if the answer says so (ab -k relies on it).
         #expect(kept.readHTTPResponse()?.head.contains("\r\nConnection: keep-alive\r\n") == true)
         kept.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-        #expect(kept.readHTTPResponse() != nil)
+        let second = kept.readHTTPResponse()
+        #expect(second?.head.hasPrefix("HTTP/1.1 200 OK\r\n") == true)
+        #expect(second?.body == "backend \(port)\n")
     }
 
     @Test func httpMalformedRequestGets400AndClose() throws {

@@ -24,7 +24,7 @@ import Testing
         }
     }
 
-    @Test func restartedBackendIsBackWithinIntervalTimesRisePlusOne() throws {
+    @Test func restartedBackendComesBackAfterRiseGoodProbes() throws {
         let interval = Duration.milliseconds(300)
         try withFarmAndBalancer(FarmConfiguration(ephemeral: 2), configure: {
             $0.health.interval = interval
@@ -35,13 +35,9 @@ import Testing
             _ = try load(address, requests: 10, concurrency: 2)
             #expect(lb.pool.info(victim)?.isUp == false)
             try farm.restart(victim)
-            let restartedAt = MonotonicClock.now()
             #expect(eventually(timeout: .seconds(10)) { lb.pool.info(victim)?.isUp == true })
-            let took = MonotonicClock.now() - restartedAt
-            // interval × rise + one interval, plus scheduling slack for a loaded 2-core machine.
-            let bound = (interval * 3 + .seconds(1)).nanoseconds
-            #expect(took <= bound, "back after \(took / 1_000_000) ms")
-            #expect(lb.log.recent.contains("backend \(victim) up: health check passed (2/2)"))
+            // It came up on `rise` good probes in a row. The worker logs just after it flips the state.
+            #expect(eventually { lb.log.recent.contains("backend \(victim) up: health check passed (2/2)") })
             let report = try load(address, requests: 100, concurrency: 4)
             #expect((report.backends[String(victim.port)] ?? 0) >= 40)
         }
@@ -65,8 +61,16 @@ import Testing
                 #expect(report.backends[String(flapper.port)] == nil)
                 // Probes connect, they send no request: any request would be client traffic.
                 #expect(farm.counters(flapper).requests == requestsBefore)
+                // Then it comes back and takes its share, so the next round kills a backend in rotation.
+                try #require(eventually(timeout: .seconds(20)) { lb.pool.info(flapper)?.isUp == true })
+                let back = try load(address, requests: 30, concurrency: 3)
+                #expect(back.succeeded == 30)
+                // Round robin over 3 gives it 10 of 30; a worker with a stale view may send its first
+                // batch (at most the 3 connections in flight) elsewhere.
+                let share = back.backends[String(flapper.port)] ?? 0
+                #expect(share >= 7)
+                #expect(eventually { farm.counters(flapper).requests == requestsBefore + UInt64(share) })
             }
-            #expect(eventually(timeout: .seconds(20)) { lb.pool.info(flapper)?.isUp == true })
         }
     }
 
@@ -81,7 +85,11 @@ import Testing
             // It listens and is healthy, so the probes of down backends bring it back.
             #expect(eventually { lb.pool.info(target)?.isUp == true })
             let report = try load(address, requests: 40, concurrency: 2)
-            #expect((report.backends[String(target.port)] ?? 0) > 0)
+            #expect(report.succeeded == 40)
+            // Round robin over 2 up backends with one shared counter gives it every other pick: 20 of 40.
+            // A worker that has not rebuilt its view since the change may send its first batch (at most
+            // the 2 connections in flight) to the other one, and those picks may have been its turns.
+            #expect((report.backends[String(target.port)] ?? 0) >= 18)
         }
     }
 
@@ -124,7 +132,7 @@ import Testing
             $0.health.fall = 2
         }) { lb, _ in
             #expect(eventually { lb.pool.info(sick.address)?.isUp == false })
-            #expect(lb.log.recent.contains("backend \(sick.address) down: health check got a non-2xx answer (2/2)"))
+            #expect(eventually { lb.log.recent.contains("backend \(sick.address) down: health check got a non-2xx answer (2/2)") })
             // The well one has been probed many times by now and is still up.
             #expect(eventually { well.accepted.load(ordering: .relaxed) >= 5 })
             #expect(lb.pool.info(well.address)?.isUp == true)
@@ -139,12 +147,14 @@ import Testing
         try withFarmAndBalancer(farmConfig, configure: {
             $0.health.mode = .http(path: "/health")
             $0.health.interval = .milliseconds(100)
-            $0.health.timeout = .milliseconds(200)
+            // Long enough that the healthy one never misses it on a loaded machine; the hung one
+            // never answers at all, so it still times out.
+            $0.health.timeout = .seconds(1)
             $0.health.fall = 2
         }) { farm, lb, _ in
             let hung = try #require(farm.faulty.first?.address)
             #expect(eventually { lb.pool.info(hung)?.isUp == false })
-            #expect(lb.log.recent.contains("backend \(hung) down: health check failed: connect timeout (2/2)"))
+            #expect(eventually { lb.log.recent.contains("backend \(hung) down: health check failed: connect timeout (2/2)") })
             let healthy = farm.addresses.first { $0 != hung }!
             #expect(lb.pool.info(healthy)?.isUp == true)
         }

@@ -16,28 +16,11 @@ enum LoadGenTestServer {
 
     // MARK: handler pieces
 
-    /// Reads one request head; nil at EOF. Returns whether the client asked to close.
+    /// Reads one request head; nil when the stream ends first. Returns whether the client asked to close.
     static func readRequest(_ fd: Int32) -> (close: Bool, text: String)? {
-        var bytes: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = read(fd, &buf, buf.count)
-            if n <= 0 { return nil }
-            bytes += buf[0..<n]
-            if bytes.count >= 4, let _ = bytes.indices.dropLast(3).first(where: {
-                bytes[$0] == 13 && bytes[$0 + 1] == 10 && bytes[$0 + 2] == 13 && bytes[$0 + 3] == 10
-            }) {
-                let text = String(decoding: bytes, as: UTF8.self)
-                return (text.lowercased().contains("connection: close"), text)
-            }
-        }
-    }
-
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool { TestSocket.sendAll(fd, bytes) }
-
-    static func drain(_ fd: Int32) {
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while read(fd, &buf, buf.count) > 0 {}
+        let head = TestSocket.read(fd, until: "\r\n\r\n")
+        guard head.hasSuffix("\r\n\r\n") else { return nil }
+        return (head.lowercased().contains("connection: close"), head)
     }
 
     /// An HTTP server answering `status` with `X-Backend` naming backends round robin (server-wide).
@@ -50,7 +33,7 @@ enum LoadGenTestServer {
                 if request.close { head += "Connection: close\r\n" }
                 let body = chunked ? "4\r\nhell\r\n1;ext=1\r\no\r\n0\r\nTrailer: x\r\n\r\n" : "hello"
                 head += chunked ? "Transfer-Encoding: chunked\r\n\r\n" : "Content-Length: 5\r\n\r\n"
-                guard writeAll(fd, Array((head + body).utf8)), !request.close else { return }
+                guard TestSocket.sendAll(fd, head + body), !request.close else { return }
             }
         }
     }
@@ -62,14 +45,14 @@ enum LoadGenTestServer {
                 let n = read(fd, &buf, buf.count)
                 if n <= 0 { return }
                 if corrupt { buf[0] ^= 0xFF }
-                guard writeAll(fd, Array(buf[0..<n])) else { return }
+                guard TestSocket.sendAll(fd, Array(buf[0..<n])) else { return }
             }
         }
     }
 
     /// Promises 100 bytes, sends 5, closes.
     static let closeEarly: @Sendable (Int32) -> Void = { fd in
-        if readRequest(fd) != nil { _ = writeAll(fd, Array("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort".utf8)) }
+        if readRequest(fd) != nil { TestSocket.sendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort") }
     }
 
     /// Reads the request and closes with a RST.
@@ -78,7 +61,7 @@ enum LoadGenTestServer {
     }
 
     /// Never answers; returns when the client gives up and closes.
-    static let hang: @Sendable (Int32) -> Void = { fd in drain(fd) }
+    static let hang: @Sendable (Int32) -> Void = { fd in _ = TestSocket.readAll(fd) }
 }
 
 /// Atomic is ~Copyable: a class box lets a @Sendable closure share one.

@@ -44,12 +44,15 @@ import Testing
             farm.setFault(victim, .hang)
             var stuck: Int32 = -1
             for _ in 0..<3 where stuck < 0 {
-                guard case .success(let fd) = TestSocket.connect(address, timeoutSeconds: 30) else { continue }
+                // Counted before connecting: lb may accept and reach the victim before connect() returns here.
                 let before = farm.counters(victim).connections
+                guard case .success(let fd) = TestSocket.connect(address, timeoutSeconds: 30) else { continue }
                 TestSocket.sendAll(fd, "GET / HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n")
                 // Either the victim took it (it will never answer) or another backend answers.
                 var answered = false
-                _ = eventually { farm.counters(victim).connections > before || { answered = Self.readable(fd); return answered }() }
+                let reached = eventually { farm.counters(victim).connections > before || { answered = Self.readable(fd); return answered }() }
+                if !reached { close(fd) }
+                try #require(reached, "the request neither reached the victim nor got an answer")
                 if answered {
                     _ = TestSocket.readAll(fd)
                     close(fd)

@@ -12,6 +12,9 @@ struct OpenSocket: CustomStringConvertible {
     /// From /proc/net/tcp6. Ports are per family: 127.0.0.1:P and [::1]:P are different endpoints, and
     /// parallel tests do get the same number in both.
     var v6 = false
+    /// The socket's inode: unique among open sockets, unlike a port (freed ports get reused) or an fd
+    /// number (freed fds get reused).
+    var inode: UInt64 = 0
 
     var description: String { "\(v6 ? "tcp6" : "tcp") local :\(localPort) remote :\(remotePort) \(state)" }
 
@@ -33,7 +36,7 @@ struct OpenSocket: CustomStringConvertible {
                 let local = f[1].split(separator: ":"), remote = f[2].split(separator: ":")
                 guard let lp = UInt16(local.last ?? "", radix: 16), let rp = UInt16(remote.last ?? "", radix: 16) else { continue }
                 result.append(OpenSocket(localPort: lp, remotePort: rp, state: stateNames[String(f[3])] ?? String(f[3]), fd: fd,
-                                         v6: file.hasSuffix("6")))
+                                         v6: file.hasSuffix("6"), inode: inode))
             }
         }
         return result

@@ -1,3 +1,4 @@
+import CShim
 import Glibc
 import Synchronization
 
@@ -23,11 +24,21 @@ final class Subprocess: Sendable {
     /// Starts `/bin/bash -c 'ulimit -n LIMIT; PREAMBLE; exec PATH ARGS'` (the limit only when given).
     init(_ path: String, _ arguments: [String], fileLimit: Int? = nil, preamble: String = "") throws {
         var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw SystemError(errno: errno, operation: "pipe") }
-        // Close-on-exec, so children spawned by parallel tests do not inherit each other's pipes
-        // (the child's own stderr is a dup2 of the write end, which clears the flag on fd 2).
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        // Close-on-exec from the start (pipe2), so a child spawned meanwhile by a parallel test cannot
+        // inherit the write end and keep our reader from ever seeing EOF (the child's own stderr is a
+        // dup2 of the write end, which clears the flag on fd 2). Glibc's Swift module has no pipe2; the
+        // shim's one also sets O_NONBLOCK, cleared here (the child's stderr and our reader block).
+        // Clearing it late races with nothing: only the flag other threads' spawns see had to be atomic.
+        guard lb_pipe2(&fds) == 0 else { throw SystemError(errno: errno, operation: "pipe2") }
+        for fd in fds {
+            let flags = fcntl(fd, F_GETFL)
+            guard flags >= 0, fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 else {
+                let e = errno
+                close(fds[0])
+                close(fds[1])
+                throw SystemError(errno: e, operation: "fcntl F_SETFL")
+            }
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

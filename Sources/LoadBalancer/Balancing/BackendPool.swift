@@ -112,9 +112,14 @@ public final class BackendPool: Sendable {
         setAdmin(address, .draining, leave: false)
     }
 
-    /// Takes a backend back into rotation after a drain.
+    /// Takes a backend back into rotation after a drain or a disable.
     public func undrain(_ address: SocketAddress) -> Result<Void, PoolError> {
         setAdmin(address, .active, leave: false)
+    }
+
+    /// Stops new connections to a backend and its health checks; open ones finish.
+    public func disable(_ address: SocketAddress) -> Result<Void, PoolError> {
+        setAdmin(address, .disabled, leave: false)
     }
 
     /// Removes a backend from the pool. Open connections to it go on until they end.

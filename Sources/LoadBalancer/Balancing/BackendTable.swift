@@ -11,6 +11,8 @@ public enum AdminState: UInt8, Sendable {
     case draining = 1
     /// Gone from the pool; the slot waits for its open connections to end before reuse.
     case removed = 2
+    /// Takes no new connections and is not health-checked; open ones finish.
+    case disabled = 3
 }
 
 /// Fixed-capacity storage for every backend the pool has ever held, shared by all workers.

@@ -31,8 +31,10 @@ extension Worker {
 
     private func needsProbe(_ id: BackendID) -> Bool {
         guard Int(id) < prober.probingCapacity else { return false }
+        let admin = pool.table.admin[Int(id)].load(ordering: .relaxed)
+        if admin == AdminState.removed.rawValue || admin == AdminState.disabled.rawValue { return false }
         if prober.downOnly { return !pool.table.healthState(id).isUp }
-        return pool.table.admin[Int(id)].load(ordering: .relaxed) != AdminState.removed.rawValue
+        return true
     }
 
     private mutating func startProbe(_ id: BackendID) {
@@ -186,10 +188,10 @@ extension Worker {
         let address = pool.table.addresses[Int(id)]
         switch transition {
         case .wentUp:
-            log.log("backend \(address) up: health check passed (\(settings.rise)/\(settings.rise))")
+            log.backendChanged(address, "up", "health check passed (\(settings.rise)/\(settings.rise))")
         case .wentDown:
             let why = httpStatus ? "health check got a non-2xx answer" : "health check failed: \(failure)"
-            log.log("backend \(address) down: \(why) (\(state.failStreak)/\(settings.fall))")
+            log.backendChanged(address, "down", "\(why) (\(state.failStreak)/\(settings.fall))")
         case .none:
             break
         }

@@ -27,11 +27,14 @@ public struct HTTPServerLimits: Sendable {
 /// Used by `lb --admin` and by `fakebackends --control`.
 public final class HTTPServer: Sendable {
     public typealias Handler = @Sendable (HTTPRequestHead) -> HTTPResponse
+    /// Called on the server's thread about every `tickInterval` (sampling rates, for example).
+    public typealias Tick = @Sendable () -> Void
 
     /// The bound address (port resolved when 0 was asked).
     public let address: SocketAddress
     public let limits: HTTPServerLimits
     private let handler: Handler
+    private let tick: (interval: UInt64, body: Tick)?
     private let listenerFD: Int32
     private let wakeFD: Int32
     private let thread = Mutex<OSThread?>(nil)
@@ -39,8 +42,9 @@ public final class HTTPServer: Sendable {
     public let refusedAtCap = Atomic<Int>(0)
     public let rejectedRequests = Atomic<Int>(0)
 
-    private init(address: SocketAddress, limits: HTTPServerLimits, handler: @escaping Handler, listenerFD: Int32, wakeFD: Int32) {
+    private init(address: SocketAddress, limits: HTTPServerLimits, tick: (UInt64, Tick)?, handler: @escaping Handler, listenerFD: Int32, wakeFD: Int32) {
         self.address = address
+        self.tick = tick.map { (interval: $0.0, body: $0.1) }
         self.limits = limits
         self.handler = handler
         self.listenerFD = listenerFD
@@ -50,7 +54,10 @@ public final class HTTPServer: Sendable {
     deinit { stop() }
 
     /// Binds `address` and starts serving. Throws the bind error (errno and address) before any thread starts.
-    public static func start(on address: SocketAddress, limits: HTTPServerLimits = HTTPServerLimits(), handler: @escaping Handler) throws(SystemError) -> HTTPServer {
+    public static func start(
+        on address: SocketAddress, limits: HTTPServerLimits = HTTPServerLimits(), tickInterval: Duration = .seconds(1), onTick: Tick? = nil,
+        handler: @escaping Handler
+    ) throws(SystemError) -> HTTPServer {
         let listener = try Sockets.listen(on: address, backlog: 64, reusePort: false, noDelay: true)
         let wake: Int32
         let bound: SocketAddress
@@ -61,7 +68,8 @@ public final class HTTPServer: Sendable {
             Sys.close(listener)
             throw error
         }
-        let server = HTTPServer(address: bound, limits: limits, handler: handler, listenerFD: listener, wakeFD: wake)
+        let tick = onTick.map { (max(tickInterval.nanoseconds, 1_000_000), $0) }
+        let server = HTTPServer(address: bound, limits: limits, tick: tick, handler: handler, listenerFD: listener, wakeFD: wake)
         do throws(SystemError) {
             let handle = try OSThread.spawn { server.serve() }
             server.thread.withLock { $0 = handle }
@@ -90,7 +98,7 @@ public final class HTTPServer: Sendable {
 
     private func serve() {
         guard var loop = try? ServerLoop(listenerFD: listenerFD, wakeFD: wakeFD, limits: limits) else { return }
-        loop.run(handler: handler, server: self)
+        loop.run(handler: handler, tick: tick, server: self)
     }
 }
 
@@ -149,10 +157,16 @@ struct ServerLoop: ~Copyable {
 
     static func tag(_ slot: Int, _ generation: UInt32) -> UInt64 { 2 | UInt64(slot) << 2 | UInt64(generation) << 32 }
 
-    mutating func run(handler: HTTPServer.Handler, server: HTTPServer) {
+    mutating func run(handler: HTTPServer.Handler, tick: (interval: UInt64, body: HTTPServer.Tick)?, server: HTTPServer) {
+        var nextTick = MonotonicClock.now() + (tick?.interval ?? 0)
         while true {
-            let now = MonotonicClock.now()
-            var nearest: UInt64 = .max
+            var now = MonotonicClock.now()
+            if let tick, now >= nextTick {
+                tick.body()
+                now = MonotonicClock.now()
+                nextTick = max(nextTick + tick.interval, now - tick.interval / 2)
+            }
+            var nearest: UInt64 = tick == nil ? .max : nextTick
             for case let c? in slots { nearest = min(nearest, c.deadline) }
             let timeout: Int32 = nearest == .max ? -1 : (nearest <= now ? 0 : Int32(min((nearest - now) / 1_000_000 + 1, 60_000)))
             guard let n = try? epoll.wait(timeoutMs: timeout) else { return }

@@ -32,6 +32,8 @@ final class BackendTable: @unchecked Sendable {
     let failedConnects: UnsafeMutablePointer<Atomic<Int>>
     let bytesFromBackend: UnsafeMutablePointer<Atomic<Int>>
     let bytesToBackend: UnsafeMutablePointer<Atomic<Int>>
+    /// Monotonic ns of the last health or admin change (written rarely: transitions, operator actions).
+    let lastChange: UnsafeMutablePointer<Atomic<UInt64>>
 
     init(capacity: Int) {
         self.capacity = capacity
@@ -51,6 +53,7 @@ final class BackendTable: @unchecked Sendable {
         failedConnects = atomics(0)
         bytesFromBackend = atomics(0)
         bytesToBackend = atomics(0)
+        lastChange = atomics(UInt64(0))
     }
 
     deinit {
@@ -63,6 +66,7 @@ final class BackendTable: @unchecked Sendable {
         failedConnects.deallocate()
         bytesFromBackend.deallocate()
         bytesToBackend.deallocate()
+        lastChange.deallocate()
     }
 
     /// Up and active: may take a new connection.
@@ -103,6 +107,7 @@ final class BackendTable: @unchecked Sendable {
         failedConnects[i].store(0, ordering: .relaxed)
         bytesFromBackend[i].store(0, ordering: .relaxed)
         bytesToBackend[i].store(0, ordering: .relaxed)
+        lastChange[i].store(MonotonicClock.now(), ordering: .relaxed)
         admin[i].store(AdminState.active.rawValue, ordering: .releasing)
     }
 }

@@ -26,6 +26,12 @@ public struct HistogramSnapshot: Sendable, Equatable {
     public var counts: [Int]
     public var sum: Double
     public var count: Int { counts.reduce(0, +) }
+
+    public init(bounds: [Double], counts: [Int], sum: Double) {
+        self.bounds = bounds
+        self.counts = counts
+        self.sum = sum
+    }
 }
 
 /// Everything the workers count, summed: what `/metrics` and `/api/stats` render.

@@ -69,6 +69,7 @@ public final class AccessLogWriter: Sendable {
     }
 
     private func run(fd initial: Int32) {
+        Sys.lowerThisThreadPriority(nice: 10)  // workers first when the cores are busy; the rings absorb the wait
         var fd = initial
         var formatter = AccessLineFormatter(format: settings.format, listeners: balancer.listenAddresses)
         var batch: [UInt8] = []

@@ -20,7 +20,7 @@ public final class AdminServer: Sendable {
     /// Binds `address` and serves `balancer`. Throws a one-line reason: a non-loopback address
     /// without a token, or the bind error.
     public static func start(
-        _ balancer: LoadBalancer, on address: SocketAddress, token: AdminToken?, limits: HTTPServerLimits = HTTPServerLimits()
+        _ balancer: LoadBalancer, on address: SocketAddress, token: AdminToken?, limits: HTTPServerLimits = AdminServer.limits
     ) throws(AdminError) -> AdminServer {
         if !address.isLoopback && token == nil {
             throw AdminError("--admin \(address): not a loopback address, so a token is required (--admin-token-file)")
@@ -35,4 +35,11 @@ public final class AdminServer: Sendable {
     }
 
     public func stop() { server.stop() }
+
+    /// The admin server's defaults: `HTTPServerLimits`' bounds, on a thread at nice 10.
+    public static var limits: HTTPServerLimits {
+        var l = HTTPServerLimits()
+        l.threadNice = 10
+        return l
+    }
 }

@@ -15,6 +15,9 @@ public struct HTTPServerLimits: Sendable {
     public var idleTimeout: Duration = .seconds(60)
     /// How long a response may take to be accepted by a slow reader.
     public var writeTimeout: Duration = .seconds(10)
+    /// Nice value of the server's thread (0: as the process). The admin server runs at 10 so that,
+    /// on busy cores, a scrape waits for the data workers and not the other way round.
+    public var threadNice: Int32 = 0
 
     public init() {}
 }
@@ -97,6 +100,7 @@ public final class HTTPServer: Sendable {
     // MARK: the loop (the server's own thread)
 
     private func serve() {
+        if limits.threadNice != 0 { Sys.lowerThisThreadPriority(nice: limits.threadNice) }
         guard var loop = try? ServerLoop(listenerFD: listenerFD, wakeFD: wakeFD, limits: limits) else { return }
         loop.run(handler: handler, tick: tick, server: self)
     }

@@ -76,12 +76,24 @@ import Testing
         (["--demo-count", "3"], "--demo-count: only applies with --demo"),
         (["--backend", "127.0.0.1:80", "--backend", "127.0.0.1:79-81"], "--backend 127.0.0.1:80: listed twice"),
         (["--splice", "maybe"], "--splice maybe: expected on or off"),
+        (["--panic-threshold", "101"], "--panic-threshold 101: expected a percentage from 0 to 100, or off"),
+        (["--panic-threshold", "half"], "--panic-threshold half: expected a percentage from 0 to 100, or off"),
+        (["--check-on-idle", "sometimes"], "--check-on-idle sometimes: expected on or off"),
     ])
     func badFlags(args: [String], message: String) {
         switch CommandLineParser.parse(args) {
         case .failure(let error): #expect(error.description == message)
         case .success: Issue.record("accepted \(args)")
         }
+    }
+
+    @Test func panicThresholdAndCheckOnIdle() throws {
+        var (c, _) = try run([])
+        #expect(c.panicThreshold == 0 && c.checkOnIdle)
+        (c, _) = try run(["--panic-threshold", "30%", "--check-on-idle", "off"])
+        #expect(c.panicThreshold == 30 && !c.checkOnIdle)
+        (c, _) = try run(["--panic-threshold", "off"])
+        #expect(c.panicThreshold == nil)
     }
 
     @Test func helpAndVersion() throws {

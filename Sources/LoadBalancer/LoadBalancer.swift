@@ -26,8 +26,9 @@ public final class LoadBalancer: Sendable {
         func closeAll(from first: Int = 0) { for list in sockets[first...] { for fd in list { Sys.close(fd) } } }
         do throws(SystemError) {
             for var address in configuration.listen {
+                try Sockets.requireUnused(address)
                 for w in 0..<workerCount {
-                    let fd = try Sockets.listen(on: address, backlog: configuration.backlog, reusePort: true, noDelay: true)
+                    let fd = try Sockets.listen(on: address, backlog: configuration.backlog, reusePort: true, proxied: true)
                     sockets[w].append(fd)
                     if w == 0 && address.port == 0 {
                         address.port = try Sys.localAddress(of: fd).port

@@ -61,7 +61,7 @@ public final class HTTPServer: Sendable {
         on address: SocketAddress, limits: HTTPServerLimits = HTTPServerLimits(), tickInterval: Duration = .seconds(1), onTick: Tick? = nil,
         handler: @escaping Handler
     ) throws(SystemError) -> HTTPServer {
-        let listener = try Sockets.listen(on: address, backlog: 64, reusePort: false, noDelay: true)
+        let listener = try Sockets.listen(on: address, backlog: 64, reusePort: false)
         let wake: Int32
         let bound: SocketAddress
         do throws(SystemError) {

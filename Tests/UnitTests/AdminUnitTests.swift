@@ -144,7 +144,7 @@ import Testing
         #expect(idle.closeReason == .idleTimeout)
         var fin = forwarding()
         _ = fin.directionEnded(upstream: true, now: s, settings: settings)
-        _ = fin.timerFired(now: 32 * s, lastActivity: 31 * s, clientWaiting: false, settings: settings)
+        _ = fin.timerFired(now: 32 * s, lastActivity: s, clientWaiting: false, settings: settings)
         #expect(fin.closeReason == .finTimeout)
     }
 

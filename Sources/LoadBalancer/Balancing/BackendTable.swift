@@ -75,6 +75,12 @@ final class BackendTable: @unchecked Sendable {
         health[Int(id)].load(ordering: .relaxed) & 1 == 0 && admin[Int(id)].load(ordering: .relaxed) == AdminState.active.rawValue
     }
 
+    /// Active, whatever its health: what panic mode picks from.
+    @inline(__always)
+    func isActive(_ id: BackendID) -> Bool {
+        admin[Int(id)].load(ordering: .relaxed) == AdminState.active.rawValue
+    }
+
     @inline(__always)
     func healthState(_ id: BackendID) -> HealthState {
         HealthState(packed: health[Int(id)].load(ordering: .relaxed))

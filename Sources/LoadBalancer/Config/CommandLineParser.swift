@@ -43,6 +43,10 @@ public enum CommandLineParser {
       --health-rise N         good probes in a row to bring a backend up (default 2)
       --health-fall N         failures in a row to mark a backend down (default 3)
       --health-max-inflight N probes in flight per worker (default 256)
+      --panic-threshold P|off when at most P% of backends are up, use them all, whatever their
+                              health (default 0: when none is up)
+      --check-on-idle on|off  an idle timeout with the client waiting starts a health check of
+                              that backend, which decides (default on); off: no signal at all
       --quiet                 do not log backend state changes
       --admin ADDR|off        admin API, metrics and dashboard on HOST:PORT (default off;
                               127.0.0.1:9090 with --demo)
@@ -129,6 +133,23 @@ public enum CommandLineParser {
                 config.health.fall = try args.integer(for: flag, in: 1...100)
             case "--health-max-inflight":
                 config.health.maxInFlight = try args.integer(for: flag, in: 1...100_000)
+            case "--panic-threshold":
+                let v = try args.value(for: flag)
+                if v == "off" {
+                    config.panicThreshold = nil
+                } else {
+                    guard let percent = Int(v.hasSuffix("%") ? String(v.dropLast()) : v), (0...100).contains(percent) else {
+                        throw ConfigError(flag: flag, value: v, reason: "expected a percentage from 0 to 100, or off")
+                    }
+                    config.panicThreshold = percent
+                }
+            case "--check-on-idle":
+                let v = try args.value(for: flag)
+                switch v {
+                case "on": config.checkOnIdle = true
+                case "off": config.checkOnIdle = false
+                default: throw ConfigError(flag: flag, value: v, reason: "expected on or off")
+                }
             case "--quiet":
                 config.logBackendChanges = false
             case "--admin":

@@ -79,6 +79,14 @@ public struct Configuration: Sendable {
     /// Zero-copy forwarding through pooled pipes for streams that fill the buffer.
     public var splice = true
     public var health = HealthSettings()
+    /// Panic mode: when the share of a pool's backends that are up is at most this percentage, new pairs
+    /// are sent to every active backend whatever its health (a refusing one costs a retry). 0, the
+    /// default: only when none is up. nil: never (an all-down pool answers `onNoBackend` at once).
+    public var panicThreshold: Int? = 0
+    /// An idle timeout while the client waited for an answer starts an immediate health check of that
+    /// backend (counted like any probe) instead of being taken as a failure: one-way protocols, long
+    /// polls and idle sessions go quiet by design. false: idle timeouts say nothing about health.
+    public var checkOnIdle = true
     /// Log each backend state change to stderr.
     public var logBackendChanges = true
     /// One line per closed pair (`--access-log`); nil: off, and workers keep no records.

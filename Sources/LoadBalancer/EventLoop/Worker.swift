@@ -31,7 +31,7 @@ struct Worker: ~Copyable {
     var activePairs = 0
 
     var timers: TimerWheel
-    var view = RoundRobinView()
+    var view: RoundRobinView
     var buffers: BufferPool
     var pipes: PipePool
     var prober: Prober
@@ -64,6 +64,7 @@ struct Worker: ~Copyable {
         timers = TimerWheel(capacity: pairCapacity, now: now)
         buffers = BufferPool(size: settings.bufferSize)
         pipes = PipePool()
+        view = RoundRobinView(panicThreshold: settings.panicThreshold)
         prober = Prober(settings: settings, workerIndex: shared.index, backendCapacity: pool.table.capacity, now: now)
         for i in stride(from: pairCapacity - 1, through: 0, by: -1) {
             pairs[i].nextFree = freeHead
@@ -208,8 +209,8 @@ struct Worker: ~Copyable {
     private mutating func closeEverything() {
         for i in 0..<pairCapacity where pairs[i].inUse {
             let p = pairs + i
-            _ = p.pointee.lifecycle.drainExpired()
-            closePair(p, reset: false)
+            let actions = p.pointee.lifecycle.drainExpired()
+            closePair(p, reset: !actions.contains(.close))
         }
         closeAllProbes()
         closeListeners()

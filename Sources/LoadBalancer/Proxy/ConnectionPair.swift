@@ -19,6 +19,9 @@ struct Direction {
     var sourceEOF = false
     /// shutdown(SHUT_WR) sent to the destination.
     var shutdownSent = false
+    /// The source reported urgent data (EPOLLPRI). A read stops at the urgent mark, so until a read
+    /// says EAGAIN a short one proves nothing, and splice (which cannot pass the mark) is not used.
+    var urgent = false
     /// Consecutive full reads: a stream that keeps filling the buffer is moved to splice.
     var fullReads: UInt8 = 0
 

@@ -49,7 +49,9 @@ extension Worker {
             // Our own failure (fd exhaustion even after the spare), not the backend's: do not mark it.
             return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: settings.pair, reason: .limit))
         }
+        // Accepted client sockets inherit both options from the listener; this side pays one call each.
         _ = try? Sys.setNoDelay(fd)
+        _ = try? Sys.setUrgentInline(fd)
         p.pointee.backendFD = fd
         p.pointee.backend = id
         shared.bump(.connectAttempts)
@@ -176,16 +178,17 @@ extension Worker {
         shared.bump(.connectFailures)
         let (transition, state) = pool.apply(.connectFailed(failure), to: id, rise: settings.rise, fall: settings.fall)
         if transition == .wentDown {
-            log.backendChanged(pool.table.addresses[Int(id)], "down", "\(failure) (\(state.failStreak)/\(settings.fall))")
+            // A failed connect marks down at once: the count is the failures that really happened.
+            log.backendChanged(pool.table.addresses[Int(id)], "down", "connect failed: \(failure) (\(state.failStreak) in a row)")
         }
     }
 
+    /// The pair idled out while its client waited for an answer. A silent backend may be hung, or may
+    /// speak a protocol that goes quiet by design (a log sink, a blocking pop, a long poll): a health
+    /// check of it decides, and the timeout alone counts for nothing.
     private mutating func backendSilent(_ id: BackendID) {
-        guard id >= 0 else { return }
-        let (transition, state) = pool.apply(.silentTimeout, to: id, rise: settings.rise, fall: settings.fall)
-        if transition == .wentDown {
-            log.backendChanged(pool.table.addresses[Int(id)], "down", "no answer before the idle timeout (\(state.failStreak)/\(settings.fall))")
-        }
+        guard id >= 0, settings.checkOnIdle else { return }
+        prober.request(id)
     }
 
     /// The backend answered: clear a run of silent timeouts. Reads the health word first so the

@@ -3,7 +3,7 @@ import Synchronization
 /// Histogram buckets for connect time and pair duration, in seconds (Prometheus' `le` bounds).
 public enum MetricBuckets {
     /// Accept to backend connected (retries included).
-    public static let connectSeconds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+    public static let connectSeconds: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
     /// Accept to close.
     public static let durationSeconds: [Double] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600]
 

@@ -22,7 +22,7 @@ let package = Package(
         .target(name: "OperatorHTTP", dependencies: ["LoadBalancer"]),
         .target(name: "Admin", dependencies: ["LoadBalancer", "OperatorHTTP"]),
         .target(name: "FakeBackends", dependencies: ["LoadBalancer", "OperatorHTTP", "CShim"]),
-        .target(name: "LoadGen", dependencies: ["LoadBalancer", "CShim"]),
+        .target(name: "LoadGen", dependencies: ["LoadBalancer", "OperatorHTTP", "CShim"]),
         .executableTarget(name: "lb", dependencies: ["LoadBalancer", "Admin", "FakeBackends"]),
         .executableTarget(name: "fakebackends", dependencies: ["FakeBackends", "OperatorHTTP", "LoadBalancer"]),
         .executableTarget(name: "loadgen", dependencies: ["LoadGen", "LoadBalancer"]),

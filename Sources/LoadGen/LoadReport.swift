@@ -1,5 +1,6 @@
 import Glibc
 import LoadBalancer
+import OperatorHTTP
 
 /// How a request failed. `status` is a complete response whose code is not 2xx.
 public enum LoadErrorKind: String, Sendable, CaseIterable {
@@ -98,7 +99,7 @@ public struct LoadReport: Sendable {
 
     /// The whole report as one JSON object (hand-written: no Foundation in the library).
     public func json() -> String {
-        var o = JSONWriter()
+        var o = ReportJSON()
         o.begin()
         o.key("target"); o.string(target)
         o.key("mode"); o.string(mode.rawValue)
@@ -202,38 +203,17 @@ func fixed(_ value: Double, _ digits: Int) -> String {
 }
 
 func ms(_ nanoseconds: UInt64) -> String { fixed(Double(nanoseconds) / 1e6, 3) }
+/// The report's JSON through the project's one JSON writer (`OperatorHTTP.JSONWriter`, one escaping
+/// routine), with numbers in the report's fixed three-decimal form.
+struct ReportJSON {
+    private var w = OperatorHTTP.JSONWriter()
 
-/// Just enough JSON writing: objects, keys, numbers, escaped strings.
-struct JSONWriter {
-    var text = ""
-    var needsComma = false
-
-    mutating func begin() { if needsComma { text += "," }; text += "{"; needsComma = false }
-    mutating func end() { text += "}"; needsComma = true }
-    mutating func key(_ k: String) { if needsComma { text += "," }; appendString(k); text += ":"; needsComma = false }
-    mutating func raw(_ v: String) { text += v; needsComma = true }
-    mutating func int(_ v: Int) { raw(String(v)) }
-    mutating func double(_ v: Double) { raw(fixed(v, 3)) }
-    mutating func string(_ v: String) { appendString(v); needsComma = true }
-
-    private mutating func appendString(_ v: String) {
-        text += "\""
-        for u in v.unicodeScalars {
-            switch u {
-            case "\"": text += "\\\""
-            case "\\": text += "\\\\"
-            case "\n": text += "\\n"
-            case "\r": text += "\\r"
-            case "\t": text += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    text.unicodeScalars.append(u)
-                }
-            }
-        }
-        text += "\""
-    }
+    var text: String { w.text }
+    mutating func begin() { w.beginObject() }
+    mutating func end() { w.endObject() }
+    mutating func key(_ k: String) { w.key(k) }
+    mutating func raw(_ v: String) { w.raw(v) }
+    mutating func int(_ v: Int) { w.int(v) }
+    mutating func double(_ v: Double) { w.raw(fixed(v, 3)) }
+    mutating func string(_ v: String) { w.string(v) }
 }

@@ -138,6 +138,9 @@ struct ServerLoop: ~Copyable {
     var slots: [ServerConnection?]
     var generations: [UInt32]
     var open = 0
+    /// Accepting failed (out of fds or memory): the level-triggered listener is out of the epoll set
+    /// until this time (monotonic ns), so the failure is not retried in a busy loop. 0: not paused.
+    var listenerPausedUntil: UInt64 = 0
     let buffer: UnsafeMutableRawPointer
     let bufferSize = 16 * 1024
 
@@ -170,7 +173,12 @@ struct ServerLoop: ~Copyable {
                 now = MonotonicClock.now()
                 nextTick = max(nextTick + tick.interval, now - tick.interval / 2)
             }
+            if listenerPausedUntil != 0 && now >= listenerPausedUntil,
+               (try? epoll.add(listenerFD, events: EpollEvents.input, data: Self.listenerTag)) != nil {
+                listenerPausedUntil = 0
+            }
             var nearest: UInt64 = tick == nil ? .max : nextTick
+            if listenerPausedUntil != 0 { nearest = min(nearest, listenerPausedUntil) }
             for case let c? in slots { nearest = min(nearest, c.deadline) }
             let timeout: Int32 = nearest == .max ? -1 : (nearest <= now ? 0 : Int32(min((nearest - now) / 1_000_000 + 1, 60_000)))
             guard let n = try? epoll.wait(timeoutMs: timeout) else { return }
@@ -192,8 +200,16 @@ struct ServerLoop: ~Copyable {
 
     private mutating func acceptAll(server: HTTPServer) {
         while true {
-            guard case .done(let raw)? = try? Sys.accept(listenerFD, peer: nil) else { return }
-            let fd = Int32(raw)
+            let fd: Int32
+            do {
+                guard case .done(let raw) = try Sys.accept(listenerFD, peer: nil) else { return }
+                fd = Int32(raw)
+            } catch {
+                if error.errno == ECONNABORTED { continue }
+                epoll.remove(listenerFD)
+                listenerPausedUntil = MonotonicClock.now() + 100_000_000
+                return
+            }
             guard let slot = slots.firstIndex(where: { $0 == nil }) else {
                 // At the cap: say so in one write (it fits any socket buffer) and close.
                 server.refusedAtCap.add(1, ordering: .relaxed)

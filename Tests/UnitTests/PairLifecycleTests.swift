@@ -124,8 +124,9 @@ import Testing
         var pair = PairLifecycle()
         _ = pair.accepted(now: 0, settings: settings)
         _ = pair.connected(now: 0, settings: settings)
-        #expect(pair.failed() == PairActions(.abort))
-        #expect(pair.failed() == PairActions())
+        #expect(pair.failed(.backend) == PairActions(.abort))
+        #expect(pair.closeReason == .backendReset)
+        #expect(pair.failed(.client) == PairActions())
         #expect(pair.timerFired(now: 100 * s, lastActivity: 0, clientWaiting: true, settings: settings) == PairActions())
     }
 

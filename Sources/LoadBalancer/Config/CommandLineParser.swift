@@ -48,6 +48,11 @@ public enum CommandLineParser {
       --check-on-idle on|off  an idle timeout with the client waiting starts a health check of
                               that backend, which decides (default on); off: no signal at all
       --quiet                 do not log backend state changes
+      --admin ADDR|off        admin API, metrics and dashboard on HOST:PORT (default off;
+                              127.0.0.1:9090 with --demo)
+      --admin-token-file FILE bearer token for the admin API (required off loopback)
+      --access-log PATH|-     one line per closed connection, to a file (reopened on SIGUSR1) or stdout
+      --access-log-format F   text or json (default text)
       --demo                  start an in-process farm of fake HTTP backends and balance over it
       --demo-count N          backends in the demo farm (default 5)
       --fail-rate F           fraction of demo backends that are faulty (default 0)
@@ -69,6 +74,8 @@ public enum CommandLineParser {
         var backends: [BackendSpec] = []
         var sawBackend = false
         var demoOnlyFlag: String?
+        var adminFlag: SocketAddress??
+        var accessLogFormat: AccessLogSettings.Format?
 
         var args = ArgumentCursor(arguments)
         while let flag = args.next() {
@@ -145,6 +152,27 @@ public enum CommandLineParser {
                 }
             case "--quiet":
                 config.logBackendChanges = false
+            case "--admin":
+                let v = try args.value(for: flag)
+                if v == "off" {
+                    adminFlag = .some(nil)
+                } else {
+                    switch ValueParsers.listenAddress(v) {
+                    case .success(let address): adminFlag = .some(address)
+                    case .failure(let f): throw ConfigError(flag: flag, value: v, reason: f.reason + " (or off)")
+                    }
+                }
+            case "--admin-token-file":
+                let v = try args.value(for: flag)
+                guard !v.isEmpty else { throw ConfigError(flag: flag, value: v, reason: "expected a file path") }
+                config.adminTokenFile = v
+            case "--access-log":
+                let v = try args.value(for: flag)
+                guard !v.isEmpty else { throw ConfigError(flag: flag, value: v, reason: "expected a file path or -") }
+                config.accessLog = AccessLogSettings(path: v)
+            case "--access-log-format":
+                let format: AccessLogSettings.Format = try args.value(for: flag, else: "expected text or json", AccessLogSettings.Format.init(rawValue:))
+                accessLogFormat = format
             case "--demo":
                 demo = demoSettings
             case "--demo-count":
@@ -166,6 +194,22 @@ public enum CommandLineParser {
         }
 
         if demo != nil { demo = demoSettings }
+        switch adminFlag {
+        case .some(let address): config.admin = address
+        case .none: config.admin = demo != nil ? SocketAddress(host: "127.0.0.1", port: 9090) : nil
+        }
+        if let admin = config.admin, !admin.isLoopback, config.adminTokenFile == nil {
+            throw ConfigError(flag: "--admin", value: admin.description, reason: "not a loopback address: give --admin-token-file")
+        }
+        if config.adminTokenFile != nil && config.admin == nil {
+            throw ConfigError(flag: "--admin-token-file", value: nil, reason: "only applies with --admin")
+        }
+        if let format = accessLogFormat {
+            guard config.accessLog != nil else {
+                throw ConfigError(flag: "--access-log-format", value: nil, reason: "only applies with --access-log")
+            }
+            config.accessLog!.format = format
+        }
         if let demoOnlyFlag, demo == nil {
             throw ConfigError(flag: demoOnlyFlag, value: nil, reason: "only applies with --demo")
         }

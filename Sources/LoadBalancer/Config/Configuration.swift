@@ -40,6 +40,22 @@ public struct HealthSettings: Sendable, Equatable {
     public init() {}
 }
 
+/// Where the access log goes and how its lines look.
+public struct AccessLogSettings: Sendable, Equatable {
+    public enum Format: String, Sendable { case text, json }
+    /// A file path (opened for append, reopened on SIGUSR1), or `-` for standard output.
+    public var path: String
+    public var format: Format
+    /// Records each worker holds for the writer thread; when full, records are dropped and counted.
+    public var bufferPerWorker: Int
+
+    public init(path: String, format: Format = .text, bufferPerWorker: Int = 16_384) {
+        self.path = path
+        self.format = format
+        self.bufferPerWorker = bufferPerWorker
+    }
+}
+
 /// Everything `lb` runs with. Defaults are documented here and in README.md; parsing and validation are
 /// pure (see `CommandLineParser`) and tested without a socket.
 public struct Configuration: Sendable {
@@ -73,6 +89,13 @@ public struct Configuration: Sendable {
     public var checkOnIdle = true
     /// Log each backend state change to stderr.
     public var logBackendChanges = true
+    /// One line per closed pair (`--access-log`); nil: off, and workers keep no records.
+    public var accessLog: AccessLogSettings?
+    /// The admin HTTP server's address (`--admin`); nil: off. Served by the `lb` executable (the
+    /// Admin target), not by this library.
+    public var admin: SocketAddress?
+    /// File holding the admin bearer token (`--admin-token-file`); required when `admin` is not loopback.
+    public var adminTokenFile: String?
 
     public init() {}
 

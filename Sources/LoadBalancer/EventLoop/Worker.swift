@@ -23,6 +23,9 @@ struct Worker: ~Copyable {
     var lastPauseLog: UInt64 = 0
 
     var pairs: UnsafeMutablePointer<ConnectionPair>
+    /// Client addresses by pair slot, kept only while the access log is on (nil otherwise, so a pair
+    /// costs no more memory when nobody reads them).
+    var peers: UnsafeMutablePointer<SocketAddress>?
     var pairCapacity: Int
     var freeHead: Int32 = -1
     var activePairs = 0
@@ -54,6 +57,10 @@ struct Worker: ~Copyable {
         pairCapacity = 256
         pairs = .allocate(capacity: pairCapacity)
         pairs.initialize(repeating: ConnectionPair(), count: pairCapacity)
+        if shared.accessLog != nil {
+            peers = .allocate(capacity: pairCapacity)
+            peers!.initialize(repeating: SocketAddress(), count: pairCapacity)
+        }
         timers = TimerWheel(capacity: pairCapacity, now: now)
         buffers = BufferPool(size: settings.bufferSize)
         pipes = PipePool()
@@ -73,6 +80,7 @@ struct Worker: ~Copyable {
         if spareFD >= 0 { Sys.close(spareFD) }
         pairs.deinitialize(count: pairCapacity)
         pairs.deallocate()
+        peers?.deallocate()
         scratch.deallocate()
     }
 
@@ -237,6 +245,13 @@ struct Worker: ~Copyable {
         (grown + pairCapacity).initialize(repeating: ConnectionPair(), count: newCapacity - pairCapacity)
         pairs.deallocate()
         pairs = grown
+        if let old = peers {
+            let grownPeers = UnsafeMutablePointer<SocketAddress>.allocate(capacity: newCapacity)
+            grownPeers.moveInitialize(from: old, count: pairCapacity)
+            (grownPeers + pairCapacity).initialize(repeating: SocketAddress(), count: newCapacity - pairCapacity)
+            old.deallocate()
+            peers = grownPeers
+        }
         for i in stride(from: newCapacity - 1, through: pairCapacity, by: -1) {
             pairs[i].nextFree = freeHead
             freeHead = Int32(i)

@@ -41,8 +41,10 @@ extension Worker {
 
     private func needsProbe(_ id: BackendID) -> Bool {
         guard Int(id) < prober.probingCapacity else { return false }
+        let admin = pool.table.admin[Int(id)].load(ordering: .relaxed)
+        if admin == AdminState.removed.rawValue || admin == AdminState.disabled.rawValue { return false }
         if prober.downOnly { return !pool.table.healthState(id).isUp }
-        return pool.table.admin[Int(id)].load(ordering: .relaxed) != AdminState.removed.rawValue
+        return true
     }
 
     private mutating func startProbe(_ id: BackendID, confirm: Bool = false) {
@@ -200,13 +202,13 @@ extension Worker {
         let address = pool.table.addresses[Int(id)]
         switch transition {
         case .wentUp:
-            log.log("backend \(address) up: health check passed (\(settings.rise)/\(settings.rise))")
+            log.backendChanged(address, "up", "health check passed (\(settings.rise)/\(settings.rise))")
         case .wentDown:
             let why =
                 httpStatus ? "health check got a non-2xx answer"
                 : answerMissing ? "health check got no answer in time" : "health check failed: \(failure)"
             let after = confirm ? " after an idle timeout" : ""
-            log.log("backend \(address) down: \(why)\(after) (\(state.failStreak)/\(settings.fall))")
+            log.backendChanged(address, "down", "\(why)\(after) (\(state.failStreak)/\(settings.fall))")
         case .none:
             // A failed confirmation of an idle timeout asks again at once: `fall` failures in a row, or
             // one pass, settle it, with no traffic needed.

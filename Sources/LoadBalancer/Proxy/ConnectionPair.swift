@@ -42,6 +42,11 @@ struct ConnectionPair {
     var clientWaiting = false
     var lifecycle = PairLifecycle()
     var lastActivity: UInt64 = 0
+    /// Monotonic ns at accept and when the backend connect completed (0: not yet): histograms and the access log.
+    var acceptedAt: UInt64 = 0
+    var connectedAt: UInt64 = 0
+    /// Which of the worker's listeners accepted it (index into the configured addresses).
+    var listener: UInt16 = 0
     var bytesUp: Int = 0
     var bytesDown: Int = 0
     /// client to backend

@@ -102,6 +102,10 @@ public struct PairLifecycle: Equatable, Sendable {
     /// and the last byte moved: it bounds a half-closed pair's silence, not its life, as HAProxy's
     /// `timeout client-fin` / `server-fin` do. A download after the client's FIN is never cut mid-flow.
     public private(set) var halfClosedAt: UInt64 = 0
+    /// Why the pair ended (`.none` while it is open): set by every transition to `closed` or `lingering`.
+    public private(set) var closeReason: CloseReason = .none
+    /// The client-to-backend direction ended before the other one.
+    private var upstreamEndedFirst = false
 
     public init() {}
 
@@ -130,16 +134,18 @@ public struct PairLifecycle: Equatable, Sendable {
             actions.deadline = now &+ settings.connectTimeout
             return actions
         }
-        let end = noBackend(now: now, settings: settings)
+        let end = noBackend(now: now, settings: settings, reason: failure == .local ? .limit : .connectFailed)
         actions.flags.formUnion(end.flags)
         actions.deadline = end.deadline
         return actions
     }
 
     /// No backend can be tried (none available, retries spent, or a local failure such as fd exhaustion).
-    public mutating func noBackend(now: UInt64, settings: PairSettings) -> PairActions {
+    /// `reason` is what the access log will say: `.noBackend`, `.connectFailed` or `.limit`.
+    public mutating func noBackend(now: UInt64, settings: PairSettings, reason: CloseReason = .noBackend) -> PairActions {
         guard phase == .connecting else { return PairActions() }
         phase = .lingering
+        closeReason = reason
         switch settings.onNoBackend {
         case .http502:
             return PairActions([.sendBadGateway, .lingerClient, .armTimer], deadline: now &+ settings.lingerTimeout)
@@ -159,9 +165,11 @@ public struct PairLifecycle: Equatable, Sendable {
         case .closed, .connecting:
             return PairActions()
         case .forwarding:
+            if !upstreamEnded && !downstreamEnded { upstreamEndedFirst = upstream }
             if upstream { upstreamEnded = true } else { downstreamEnded = true }
             if upstreamEnded && downstreamEnded {
                 phase = .closed
+                closeReason = upstreamEndedFirst ? .clientClosed : .backendClosed
                 return PairActions(.close)
             }
             if halfClosedAt == 0 { halfClosedAt = max(now, 1) }
@@ -169,9 +177,11 @@ public struct PairLifecycle: Equatable, Sendable {
         }
     }
 
-    /// A reset or error on either side.
-    public mutating func failed() -> PairActions {
+    /// A reset or error on `side`'s socket. A pair already answered (lingering) keeps the reason it
+    /// had: the reset only ends what was already decided.
+    public mutating func failed(_ side: PairSide) -> PairActions {
         if phase == .closed { return PairActions() }
+        if phase != .lingering { closeReason = side == .client ? .clientReset : .backendReset }
         phase = .closed
         return PairActions(.abort)
     }
@@ -193,6 +203,7 @@ public struct PairLifecycle: Equatable, Sendable {
             if halfClosedAt != 0 { deadline = min(deadline, max(halfClosedAt, lastActivity) &+ settings.finTimeout) }
             if now < deadline { return PairActions(.armTimer, deadline: deadline) }
             phase = .closed
+            closeReason = now >= idleDeadline ? .idleTimeout : .finTimeout
             // Either stream may be unfinished: a reset both ways, never a FIN that looks like a clean end.
             var actions = PairActions(.abort)
             if now >= idleDeadline && clientWaiting { actions.flags.insert(.reportSilentBackend) }
@@ -210,6 +221,7 @@ public struct PairLifecycle: Equatable, Sendable {
             return PairActions(.close)
         case .connecting, .forwarding:
             phase = .closed
+            closeReason = .drain
             return PairActions(.abort)
         }
     }

@@ -37,7 +37,7 @@ extension Worker {
             } else {
                 // The client's bytes wait in its socket until a backend accepts (no copy, no buffer).
                 if events & EpollEvents.error != 0 {
-                    execute(p, p.pointee.lifecycle.failed())
+                    execute(p, p.pointee.lifecycle.failed(.client))
                     return
                 }
                 if readable { Self.note(events, on: &p.pointee.up) }
@@ -102,7 +102,7 @@ extension Worker {
                 case .done(let count): n = count
                 }
             } catch {
-                return execute(p, p.pointee.lifecycle.failed())
+                return execute(p, p.pointee.lifecycle.failed(upstream ? .client : .backend))
             }
             if n == 0 { return sourceEnded(p, d, upstream: upstream) }
             noteTraffic(p, upstream: upstream, bytes: n)
@@ -113,7 +113,7 @@ extension Worker {
                 case .done(let w): written = w
                 }
             } catch {
-                return execute(p, p.pointee.lifecycle.failed())
+                return execute(p, p.pointee.lifecycle.failed(upstream ? .backend : .client))
             }
             if written < n {
                 keep(d, scratch + written, n - written)
@@ -167,7 +167,7 @@ extension Worker {
                 case .done(let count): n = count
                 }
             } catch {
-                return execute(p, p.pointee.lifecycle.failed())
+                return execute(p, p.pointee.lifecycle.failed(upstream ? .client : .backend))
             }
             if n == 0 {
                 // The end of the stream, or an urgent mark with the FIN behind it, which splice cannot
@@ -193,7 +193,7 @@ extension Worker {
                     d.pointee.piped -= Int32(w)
                 }
             } catch {
-                return execute(p, p.pointee.lifecycle.failed())
+                return execute(p, p.pointee.lifecycle.failed(dst == p.pointee.clientFD ? .client : .backend))
             }
         }
         return true
@@ -244,7 +244,7 @@ extension Worker {
                     if w < count { return true }
                 }
             } catch {
-                return execute(p, p.pointee.lifecycle.failed())
+                return execute(p, p.pointee.lifecycle.failed(upstream ? .backend : .client))
             }
             buffers.give(buffer)
             d.pointee.buffer = nil
@@ -284,7 +284,7 @@ extension Worker {
         if !otherEnded {
             // When the other direction has ended too the pair closes now: close says it all.
             let dst = upstream ? p.pointee.backendFD : p.pointee.clientFD
-            do { try Sys.shutdownWrite(dst) } catch { return execute(p, p.pointee.lifecycle.failed()) }
+            do { try Sys.shutdownWrite(dst) } catch { return execute(p, p.pointee.lifecycle.failed(upstream ? .backend : .client)) }
         }
         return execute(p, p.pointee.lifecycle.directionEnded(upstream: upstream, now: now, settings: settings.pair))
     }

@@ -6,6 +6,10 @@ extension Worker {
     mutating func execute(_ p: UnsafeMutablePointer<ConnectionPair>, _ actions: PairActions) -> Bool {
         let flags = actions.flags
         if flags.isEmpty { return true }
+        if flags.contains(.discardBackend) {
+            shared.countConnectFailure(actions.failure)
+            if flags.contains(.connect) { shared.bump(.retries) }
+        }
         if flags.contains(.markBackendFailed) { backendFailed(p.pointee.backend, actions.failure) }
         if flags.contains(.reportSilentBackend) { backendSilent(p.pointee.backend) }
         if flags.contains(.discardBackend) { detachBackend(p, reset: true) }
@@ -22,6 +26,8 @@ extension Worker {
         if flags.contains(.lingerClient) { return endClient(p, badGateway: flags.contains(.sendBadGateway)) }
         if flags.contains(.connect) { return connectNext(p) }
         if flags.contains(.startForwarding) {
+            p.pointee.connectedAt = now
+            shared.observeConnect(nanoseconds: now &- p.pointee.acceptedAt)
             // Bytes the client sent while we connected are still in its socket: read them now.
             if p.pointee.up.readable || p.pointee.up.sourceHup {
                 guard pump(p, upstream: true) else { return false }
@@ -41,13 +47,14 @@ extension Worker {
         let address = pool.table.addresses[Int(id)]
         guard let fd = backendSocket(family: address.family) else {
             // Our own failure (fd exhaustion even after the spare), not the backend's: do not mark it.
-            return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: settings.pair))
+            return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: settings.pair, reason: .limit))
         }
         // Accepted client sockets inherit both options from the listener; this side pays one call each.
         _ = try? Sys.setNoDelay(fd)
         _ = try? Sys.setUrgentInline(fd)
         p.pointee.backendFD = fd
         p.pointee.backend = id
+        shared.bump(.connectAttempts)
         pool.table.activeConnections[Int(id)].add(1, ordering: .relaxed)
         pool.table.totalConnections[Int(id)].add(1, ordering: .relaxed)
         let result: Sys.ConnectResult
@@ -104,6 +111,7 @@ extension Worker {
 
     mutating func closePair(_ p: UnsafeMutablePointer<ConnectionPair>, reset: Bool) {
         timers.cancel(Int32(p - pairs))
+        recordClose(p)
         let up = p.pointee.bytesUp, down = p.pointee.bytesDown
         if p.pointee.clientFD >= 0 {
             if reset { _ = try? Sys.setLingerReset(p.pointee.clientFD) }
@@ -136,7 +144,7 @@ extension Worker {
             (try? Sys.write(fd, raw.baseAddress!, raw.count)) == .done(raw.count)
         }
         guard ok, (try? Sys.shutdownWrite(fd)) != nil else {
-            return execute(p, p.pointee.lifecycle.failed())
+            return execute(p, p.pointee.lifecycle.failed(.client))
         }
         return discardClientInput(p)
     }
@@ -149,7 +157,7 @@ extension Worker {
             do {
                 result = try Sys.receive(fd, scratch, settings.bufferSize)
             } catch {
-                return execute(p, p.pointee.lifecycle.failed())
+                return execute(p, p.pointee.lifecycle.failed(.client))
             }
             switch result {
             case .wouldBlock:
@@ -171,7 +179,7 @@ extension Worker {
         let (transition, state) = pool.apply(.connectFailed(failure), to: id, rise: settings.rise, fall: settings.fall)
         if transition == .wentDown {
             // A failed connect marks down at once: the count is the failures that really happened.
-            log.log("backend \(pool.table.addresses[Int(id)]) down: connect failed: \(failure) (\(state.failStreak) in a row)")
+            log.backendChanged(pool.table.addresses[Int(id)], "down", "connect failed: \(failure) (\(state.failStreak) in a row)")
         }
     }
 

@@ -41,6 +41,7 @@ public final class AccessLogWriter: Sendable {
         do throws(SystemError) {
             let t = try OSThread.spawn { writer.run(fd: fd) }
             writer.thread.withLock { $0 = t }
+            balancer.addLogReopener { [weak writer] in writer?.reopen() }
         } catch {
             if fd != 1 { Sys.close(fd) }
             Sys.close(wake)
@@ -49,7 +50,8 @@ public final class AccessLogWriter: Sendable {
         return writer
     }
 
-    /// Reopens the file before the next batch (logrotate's postrotate `kill -USR1`). Safe from any thread.
+    /// Reopens the file before the next batch (logrotate's postrotate `kill -USR1`, through
+    /// `LoadBalancer.reopenLogs()`). Safe from any thread.
     public func reopen() {
         reopenAsked.store(true, ordering: .releasing)
         Sys.signalEventFD(wakeFD)

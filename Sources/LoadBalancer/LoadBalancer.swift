@@ -12,6 +12,7 @@ public final class LoadBalancer: Sendable {
     let workers: [WorkerShared]
     private let threads: Mutex<[OSThread]>
     private let draining = Atomic<Bool>(false)
+    private let logReopeners = Mutex<[@Sendable () -> Void]>([])
     /// Monotonic ns when it started (uptime).
     public let startedAt = MonotonicClock.now()
 
@@ -141,6 +142,17 @@ public final class LoadBalancer: Sendable {
     public var workerCounters: [WorkerCounters] { workers.map(\.counters) }
 
     public var workerCount: Int { workers.count }
+
+    /// Registers what `reopenLogs()` runs (the access-log writer registers itself when it starts).
+    public func addLogReopener(_ reopen: @escaping @Sendable () -> Void) {
+        logReopeners.withLock { $0.append(reopen) }
+    }
+
+    /// Reopens every log file registered (SIGUSR1, after logrotate moved them). Returns at once; the
+    /// writers reopen before their next batch. Safe from any thread.
+    public func reopenLogs() {
+        for reopen in logReopeners.withLock({ $0 }) { reopen() }
+    }
 
     /// True once a drain or stop began (the admin API's `/healthz` answers 503 from then on).
     public var isDraining: Bool { draining.load(ordering: .relaxed) }

@@ -76,7 +76,7 @@ func waitForShutdownSignal() -> Int32 {
     while true {
         let signal = shutdownSignals.withUnsafeBufferPointer { lb_wait_signals($0.baseAddress, Int32($0.count)) }
         guard signal == SIGUSR1 else { return signal }
-        accessLog?.reopen()
+        balancer.reopenLogs()
     }
 }
 

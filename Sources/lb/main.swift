@@ -46,6 +46,14 @@ if let demo {
     demoFarm = nil
 }
 
+// Read before anything starts: a bad token file stops lb before it takes any traffic.
+let adminToken: AdminToken?
+do throws(AdminError) {
+    adminToken = try configuration.adminTokenFile.map { path throws(AdminError) in try AdminToken.load(from: path) }
+} catch {
+    fail(error.description, code: 1)
+}
+
 let balancer: LoadBalancer
 do {
     balancer = try LoadBalancer.start(configuration, log: log)
@@ -57,8 +65,19 @@ let accessLog: AccessLogWriter?
 let admin: AdminServer?
 do throws(AdminError) {
     accessLog = try configuration.accessLog.map { settings throws(AdminError) in try AccessLogWriter.start(balancer, settings) }
-    let token = try configuration.adminTokenFile.map { path throws(AdminError) in try AdminToken.load(from: path) }
-    admin = try configuration.admin.map { address throws(AdminError) in try AdminServer.start(balancer, on: address, token: token) }
+    if let address = configuration.admin {
+        do throws(AdminError) {
+            admin = try AdminServer.start(balancer, on: address, token: adminToken)
+        } catch {
+            // The demo's default port may be taken: the demo still starts, on a free port, and says so.
+            let chosen = CommandLine.arguments.contains { $0 == "--admin" || $0.hasPrefix("--admin=") }
+            guard demo != nil, !chosen, let anyPort = SocketAddress(host: "127.0.0.1", port: 0) else { throw error }
+            EventLog.writeStderr("lb: \(error); the demo's admin server takes a free port instead")
+            admin = try AdminServer.start(balancer, on: anyPort, token: adminToken)
+        }
+    } else {
+        admin = nil
+    }
 } catch {
     balancer.stopNow()
     balancer.wait(timeout: .seconds(5))

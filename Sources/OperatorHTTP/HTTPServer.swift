@@ -279,8 +279,7 @@ struct ServerLoop: ~Copyable {
         }
         let now = MonotonicClock.now()
         for request in requests where !c.closeAfterWrite {
-            var response = handler(request)
-            if request.method == "HEAD" && response.status == 405 { response = HTTPResponse(status: 405, text: "method not allowed") }
+            let response = handler(request)
             c.output += response.serialized(keepAlive: request.keepAlive, head: request.method == "HEAD")
             if !request.keepAlive { c.closeAfterWrite = true }
         }

@@ -317,7 +317,7 @@ public final class AdminAPI: Sendable {
                 }
             }
             // One entry per backend, in pool order (the order of /api/backends): u up, d down,
-            // r drain, x disabled; active connections; connections per second over the last tick.
+            // r drain, x disabled; active connections; new connections per second (~10 s average).
             w.key("heat")
             w.object { w in
                 w.field("count", backends.count)
@@ -325,7 +325,7 @@ public final class AdminAPI: Sendable {
                 w.key("active")
                 w.array { w in for b in backends { w.int(b.activeConnections) } }
                 w.key("rate")
-                w.array { w in for b in backends { w.double((backendRates[b.address] ?? 0).rounded()) } }
+                w.array { w in for b in backends { w.double(((backendRates[b.address] ?? 0) * 100).rounded() / 100) } }
             }
             w.key("events")
             w.raw(String(decoding: events(since: 0, limit: 15), as: UTF8.self))

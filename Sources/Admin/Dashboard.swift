@@ -163,6 +163,7 @@ function fmtNum(v) {
   if (a >= 100 || Number.isInteger(v)) return Math.round(v).toLocaleString("en-US");
   return v.toFixed(1);
 }
+function fmtCount(v) { return v < 1e6 ? Number(v).toLocaleString("en-US") : fmtNum(v); }
 function fmtBytes(v) {
   if (v == null || isNaN(v)) return "–";
   const u = ["B", "KB", "MB", "GB", "TB"]; let i = 0;
@@ -254,7 +255,7 @@ function render() {
   const down = last(h.bytes_to_clients), up = last(h.bytes_to_backends);
   $("#kpi-bytes").innerHTML = fmtBytes(down + up).replace(/ (\S+)$/, "<small>$1/s</small>");
   $("#kpi-bytes-sub").textContent = `↓ ${fmtBytes(down)}/s to clients · ↑ ${fmtBytes(up)}/s`;
-  $("#kpi-backends").innerHTML = `${fmtNum(svc.up)}<small>/ ${fmtNum(svc.backends)}</small>`;
+  $("#kpi-backends").innerHTML = `${fmtCount(svc.up)}<small>/ ${fmtCount(svc.backends)}</small>`;
   $("#kpi-backends").className = "value " + (svc.down > 0 ? "c-amber" : "c-green");
   $("#kpi-backends-sub").textContent = `${svc.down} down · ${svc.drain} drain · ${svc.disabled} disabled`;
   const e502 = last(h.bad_gateways), ecf = last(h.connect_failures), ers = last(h.resets), eto = last(h.timeouts);
@@ -294,7 +295,7 @@ function sizeCanvas(c) {
 function niceMax(v) {
   if (v <= 0) return 1;
   const p = Math.pow(10, Math.floor(Math.log10(v))), m = v / p;
-  return ([1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10].find((step) => m <= step) || 10) * p;
+  return ([1, 2, 4, 6, 8, 10].find((step) => m <= step) || 10) * p;  // quarters stay round numbers
 }
 
 function drawChart(c, series, fmt) {
@@ -345,7 +346,7 @@ function drawHeat() {
   const c = $("#heat"), dpr = sizeCanvas(c), g = c.getContext("2d"), W = c.width, H = c.height;
   const heat = stats.heat, n = heat.count;
   c.dataset.cells = String(n);
-  $("#heat-count").textContent = `· ${fmtNum(n)}`;
+  $("#heat-count").textContent = `· ${fmtCount(n)}`;
   g.fillStyle = "#0a1020"; g.fillRect(0, 0, W, H);
   if (!n) return;
   // The largest square cell that fits all n in the canvas (a small pool stays tiles, not slabs).

@@ -32,9 +32,12 @@ struct StatsHistory {
     private(set) var rates: [Rates] = []
     private(set) var active: [Int] = []
     private var last: Sample?
-    /// Per backend (pool order): connections total at the last sample, and connections per second.
+    /// Per backend: connections total at the last sample, and new connections per second averaged
+    /// over about ten seconds (an exponential moving average). One second alone shows round robin's
+    /// sweep: with fewer connections a second than backends, each gets 0 or 1.
     private(set) var backendTotals: [SocketAddress: Int] = [:]
     private(set) var backendRates: [SocketAddress: Double] = [:]
+    static let rateSmoothing = 0.1
 
     init(capacity: Int = 600) { self.capacity = capacity }
 
@@ -63,9 +66,10 @@ struct StatsHistory {
         perBackend.reserveCapacity(backends.count)
         for b in backends {
             totals[b.address] = b.totalConnections
-            if seconds > 0, let before = backendTotals[b.address], b.totalConnections > before {
-                perBackend[b.address] = Double(b.totalConnections - before) / seconds
-            }
+            guard seconds > 0, let before = backendTotals[b.address] else { continue }
+            let now = Double(max(b.totalConnections - before, 0)) / seconds
+            let smoothed = (backendRates[b.address] ?? now) * (1 - Self.rateSmoothing) + now * Self.rateSmoothing
+            if smoothed >= 0.01 { perBackend[b.address] = smoothed }
         }
         backendTotals = totals
         backendRates = perBackend

@@ -36,7 +36,12 @@ public final class AccessLogRing: Sendable {
     /// (release), and read only by the consumer after it sees `head` (acquire) and before it moves
     /// `tail` past the slot (release), which the producer reads (acquire) before reusing it.
     nonisolated(unsafe) private let slots: UnsafeMutablePointer<AccessRecord>
+    /// Written by the worker on every push.
     private let head = Atomic<Int>(0)
+    /// 128 bytes apart: the writer's `tail` stores do not evict the worker's `head` line.
+    private let padding: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    /// Written by the writer thread once per batch.
     private let tail = Atomic<Int>(0)
 
     /// `capacity` is rounded up to a power of two.

@@ -64,10 +64,8 @@ final class WorkerShared: Sendable {
     init(index: Int, accessLogCapacity: Int = 0) throws(SystemError) {
         self.index = index
         wakeFD = try Sys.eventFD()
-        cells = .allocate(capacity: WorkerCounter.allCases.count)
-        for i in 0..<WorkerCounter.allCases.count { (cells + i).initialize(to: Atomic(0)) }
-        extra = .allocate(capacity: MetricLayout.total)
-        for i in 0..<MetricLayout.total { (extra + i).initialize(to: Atomic(0)) }
+        cells = Self.allocateCells(WorkerCounter.allCases.count)
+        extra = Self.allocateCells(MetricLayout.total)
         accessLog = accessLogCapacity > 0 ? AccessLogRing(capacity: accessLogCapacity) : nil
     }
 
@@ -75,6 +73,17 @@ final class WorkerShared: Sendable {
         Sys.close(wakeFD)
         cells.deallocate()
         extra.deallocate()
+    }
+
+    /// Zeroed cells on their own cache lines (128-byte aligned and padded, the adjacent-line prefetch
+    /// included): one worker's counters never share a line with another's, so counting stays a
+    /// plain store to a line only this worker writes.
+    private static func allocateCells(_ count: Int) -> UnsafeMutablePointer<Atomic<Int>> {
+        let bytes = (count * MemoryLayout<Atomic<Int>>.stride + 127) / 128 * 128
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128)
+        let cells = raw.bindMemory(to: Atomic<Int>.self, capacity: bytes / MemoryLayout<Atomic<Int>>.stride)
+        for i in 0..<(bytes / MemoryLayout<Atomic<Int>>.stride) { (cells + i).initialize(to: Atomic(0)) }
+        return cells
     }
 
     func send(_ command: WorkerCommand) {

@@ -32,8 +32,10 @@ import Testing
             #expect(try adminCall(admin, "GET", "/api/backends?service=default")?.status == 200)
             #expect(try adminCall(admin, "GET", "/api/backends?service=other")?.status == 404)
 
-            // Drain: state says so and no new pair goes there.
             let target = servers[0].address
+            let one = try #require(try adminCall(admin, "GET", "/api/backends/\(target)")?.json as? [String: Any])
+            #expect(one["address"] as? String == target.description && one["state"] as? String == "up")
+            // Drain: state says so and no new pair goes there.
             let drained = try #require(try adminCall(admin, "POST", "/api/backends/\(target)/drain"))
             #expect(drained.status == 200)
             #expect((drained.json as? [String: Any])?["state"] as? String == "drain")
@@ -208,9 +210,14 @@ import Testing
             let client = try TestClient(admin.address)
             client.send("GET /healthz HTTP/1.1\r\n\r\n")
             #expect(readReply(client)?.status == 200)
+            // HEAD: the head with the body's length, and no body (the next answer follows at once).
+            client.send("HEAD /healthz HTTP/1.1\r\n\r\n")
+            let head = TestSocket.read(client.fd, until: "\r\n\r\n")
+            #expect(head.hasPrefix("HTTP/1.1 200 OK\r\n") && head.contains("Content-Length: 3\r\n"))
             client.send("GET /healthz HTTP/1.1\r\n\r\nGET /nowhere HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
             let (bytes, end) = client.readToEnd()
             let text = String(decoding: bytes, as: UTF8.self)
+            #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))  // no body was left behind by the HEAD
             #expect(text.components(separatedBy: "HTTP/1.1 200 OK").count == 3)
             #expect(text.contains("HTTP/1.1 404 Not Found"))
             #expect(end == .eof)

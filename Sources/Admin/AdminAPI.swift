@@ -39,9 +39,10 @@ public final class AdminAPI: Sendable {
     /// Samples totals for the rates (the server calls it every second).
     public func tick() {
         let m = balancer.metrics
-        let backends = balancer.pool.all()
+        let services = ServiceView.all(balancer)
+        let backends = services.backends()
         let now = MonotonicClock.now()
-        state.withLock { $0.history.record(StatsHistory.sample(m, now: now), backends: backends) }
+        state.withLock { $0.history.record(StatsHistory.sample(m, now: now), services: services, backends: backends) }
     }
 
     public func handle(_ request: HTTPRequestHead) -> HTTPResponse {
@@ -61,9 +62,10 @@ public final class AdminAPI: Sendable {
                                 headers: [HTTPHeader("Cache-Control", "no-store")])
         case "metrics" where segments.count == 1:
             guard method == "GET" else { return Self.notAllowed("GET") }
-            let backends = balancer.pool.all()
+            let services = ServiceView.all(balancer)
+            let backends = services.backends()
             let now = MonotonicClock.now()
-            let body = state.withLock { $0.metrics.render(balancer, service: Self.defaultService, backends: backends, now: now) }
+            let body = state.withLock { $0.metrics.render(balancer, services: services, backends: backends, now: now) }
             return HTTPResponse(status: 200, contentType: PrometheusWriter.contentType, body: body)
         case "healthz" where segments.count == 1:
             guard method == "GET" else { return Self.notAllowed("GET") }
@@ -89,13 +91,13 @@ public final class AdminAPI: Sendable {
             }
             return .json(200, events(since: since))
         case "backends":
-            if let service = query["service"], service != Self.defaultService {
-                return .jsonError(404, "no such service: \(service)")
-            }
+            let services = ServiceView.all(balancer)
+            let named = query["service"]
+            if let named, services.named(named) == nil { return .jsonError(404, "no such service: \(named)") }
             if segments.count == 1 {
                 switch method {
-                case "GET": return .json(200, backendList())
-                case "POST": return addBackend(body)
+                case "GET": return .json(200, backendList(services.filter { named == nil || $0.name == named }))
+                case "POST": return addBackend(body, services: services, query: named)
                 default: return Self.notAllowed("GET, POST")
                 }
             }
@@ -104,47 +106,51 @@ public final class AdminAPI: Sendable {
             case .success(let a): address = a
             case .failure(let f): return .jsonError(400, "backend address \(segments[1].debugDescription): \(f.reason)")
             }
-            if segments.count == 2 {
-                switch method {
-                case "GET":
-                    guard let info = balancer.pool.info(address) else { return .jsonError(404, "no such backend: \(address)") }
-                    var w = JSONWriter()
-                    write(info, to: &w, now: MonotonicClock.now())
-                    return .json(200, w.bytes)
-                case "DELETE":
-                    return change(address, balancer.pool.remove(address), "removed")
-                default: return Self.notAllowed("GET, DELETE")
-                }
+            guard segments.count <= 3 else { return .jsonError(404, "no such endpoint") }
+            let action = segments.count == 3 ? segments[2] : nil
+            if let action, !["drain", "enable", "disable"].contains(action) {
+                return .jsonError(404, "no such action: \(action) (drain, enable, disable)")
             }
-            guard segments.count == 3 else { return .jsonError(404, "no such endpoint") }
-            let action = segments[2]
-            guard ["drain", "enable", "disable"].contains(action) else { return .jsonError(404, "no such action: \(action) (drain, enable, disable)") }
-            guard method == "POST" else { return Self.notAllowed("POST") }
-            switch action {
-            case "drain": return change(address, balancer.pool.drain(address), "drain")
-            case "disable": return change(address, balancer.pool.disable(address), "disabled")
-            default: return change(address, balancer.pool.undrain(address), "enabled")
+            let allowed = action == nil ? "GET, DELETE" : "POST"
+            guard (action == nil && (method == "GET" || method == "DELETE")) || (action != nil && method == "POST") else {
+                return Self.notAllowed(allowed)
+            }
+            let service: ServiceView
+            switch services.holding(address, service: named) {
+            case .success(let s): service = s
+            case .failure(let f): return .jsonError(f.status, f.message)
+            }
+            switch (method, action) {
+            case ("GET", _):
+                guard let info = service.pool.info(address) else { return .jsonError(404, "no such backend: \(address)") }
+                var w = JSONWriter()
+                write(info, service: service.name, to: &w, now: MonotonicClock.now())
+                return .json(200, w.bytes)
+            case ("DELETE", _): return change(address, in: service, service.pool.remove(address), "removed")
+            case (_, "drain"): return change(address, in: service, service.pool.drain(address), "drain")
+            case (_, "disable"): return change(address, in: service, service.pool.disable(address), "disabled")
+            default: return change(address, in: service, service.pool.undrain(address), "enabled")
             }
         default:
             return .jsonError(404, "no such endpoint: /api/\(segments.joined(separator: "/"))")
         }
     }
 
-    private func change(_ address: SocketAddress, _ result: Result<Void, PoolError>, _ state: String) -> HTTPResponse {
+    private func change(_ address: SocketAddress, in service: ServiceView, _ result: Result<Void, PoolError>, _ state: String) -> HTTPResponse {
         if case .failure(let error) = result { return .jsonError(404, error.description) }
         balancer.log.backendChanged(address, state, "by the admin API")
         if state == "removed" {
             var w = JSONWriter()
             w.object { w in
-                w.field("service", Self.defaultService)
+                w.field("service", service.name)
                 w.field("address", address.description)
                 w.field("state", "removed")
             }
             return .json(200, w.bytes)
         }
-        guard let info = balancer.pool.info(address) else { return .jsonError(404, "no such backend: \(address)") }
+        guard let info = service.pool.info(address) else { return .jsonError(404, "no such backend: \(address)") }
         var w = JSONWriter()
-        write(info, to: &w, now: MonotonicClock.now())
+        write(info, service: service.name, to: &w, now: MonotonicClock.now())
         return .json(200, w.bytes)
     }
 
@@ -154,7 +160,7 @@ public final class AdminAPI: Sendable {
         var service: String?
     }
 
-    private func addBackend(_ body: [UInt8]) -> HTTPResponse {
+    private func addBackend(_ body: [UInt8], services: [ServiceView], query: String?) -> HTTPResponse {
         guard !body.isEmpty else { return .jsonError(400, #"expected a JSON body: {"address": "HOST:PORT", "weight": N}"#) }
         let spec: NewBackend
         do {
@@ -166,7 +172,11 @@ public final class AdminAPI: Sendable {
         } catch {
             return .jsonError(400, #"bad JSON body: expected {"address": "HOST:PORT", "weight": N, "service": "NAME"}"#)
         }
-        if let service = spec.service, service != Self.defaultService { return .jsonError(404, "no such service: \(service)") }
+        let service: ServiceView
+        switch services.pick(spec.service ?? query) {
+        case .success(let s): service = s
+        case .failure(let f): return .jsonError(f.status, f.message)
+        }
         let weight = spec.weight ?? 1
         guard (1...BackendSpec.maxWeight).contains(weight) else { return .jsonError(400, "weight must be between 1 and \(BackendSpec.maxWeight)") }
         let address: SocketAddress
@@ -174,13 +184,13 @@ public final class AdminAPI: Sendable {
         case .success(let a): address = a
         case .failure(let f): return .jsonError(400, "address \(spec.address.debugDescription): \(f.reason)")
         }
-        switch balancer.pool.add(BackendSpec(address: address, weight: weight)) {
+        switch service.pool.add(BackendSpec(address: address, weight: weight)) {
         case .failure(.duplicate): return .jsonError(409, "backend \(address) is already in the pool")
         case .failure(let error): return .jsonError(503, error.description)
         case .success(let id):
             balancer.log.backendChanged(address, "added", "by the admin API (weight \(weight))")
             var w = JSONWriter()
-            write(balancer.pool.info(id: id), to: &w, now: MonotonicClock.now())
+            write(service.pool.info(id: id), service: service.name, to: &w, now: MonotonicClock.now())
             return HTTPResponse(status: 201, contentType: "application/json", body: w.bytes + [10])
         }
     }
@@ -196,9 +206,9 @@ public final class AdminAPI: Sendable {
         }
     }
 
-    private func write(_ b: BackendInfo, to w: inout JSONWriter, now: UInt64) {
+    private func write(_ b: BackendInfo, service: String, to w: inout JSONWriter, now: UInt64) {
         w.object { w in
-            w.field("service", Self.defaultService)
+            w.field("service", service)
             w.field("address", b.address.description)
             w.field("state", Self.state(of: b))
             w.field("weight", b.weight)
@@ -211,23 +221,26 @@ public final class AdminAPI: Sendable {
         }
     }
 
-    func backendList() -> [UInt8] {
-        let backends = balancer.pool.all()
+    func backendList(_ services: [ServiceView]) -> [UInt8] {
+        let backends = services.backends()
         let now = MonotonicClock.now()
         var w = JSONWriter(reserving: backends.count * 200 + 16)
-        w.array { w in for b in backends { write(b, to: &w, now: now) } }
+        w.array { w in for b in backends { write(b.info, service: b.service, to: &w, now: now) } }
         return w.bytes
     }
 
     func events(since: Int, limit: Int = 200) -> [UInt8] {
         let list = balancer.log.backendEvents.filter { $0.sequence > since }.suffix(limit)
+        let services = ServiceView.all(balancer)
+        // Events carry no service of their own: named when there is only one.
+        let service: String? = services.count == 1 ? services[0].name : nil
         var w = JSONWriter()
         w.array { w in
             for e in list {
                 w.object { w in
                     w.field("seq", e.sequence)
                     w.field("time", e.unixTime)
-                    w.field("service", Self.defaultService)
+                    w.field("service", service)
                     w.field("backend", e.address.description)
                     w.field("state", e.state)
                     w.field("cause", e.cause)
@@ -243,9 +256,12 @@ public final class AdminAPI: Sendable {
         let lb = balancer
         let m = lb.metrics
         let c = m.counters
-        let backends = lb.pool.all()
+        let services = ServiceView.all(lb)
+        let backends = services.backends()
         let now = MonotonicClock.now()
-        let (rates, active, backendRates) = state.withLock { s in (s.history.rates, s.history.active, s.history.backendRates) }
+        let (rates, active, backendRates, serviceRates) = state.withLock { s in
+            (s.history.rates, s.history.active, s.history.backendRates, s.history.serviceRates)
+        }
         var w = JSONWriter(reserving: backends.count * 12 + 32_768)
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
@@ -295,25 +311,27 @@ public final class AdminAPI: Sendable {
                 w.key("active")
                 w.array { w in for a in active { w.int(a) } }
             }
-            var counts: [String: Int] = ["up": 0, "down": 0, "drain": 0, "disabled": 0]
+            var counts: [String: [String: Int]] = [:]
+            var backendActive: [String: Int] = [:]
             var states: [UInt8] = []
             states.reserveCapacity(backends.count)
-            var backendActive = 0
             for b in backends {
-                let s = Self.state(of: b)
-                counts[s, default: 0] += 1
+                let s = Self.state(of: b.info)
+                counts[b.service, default: [:]][s, default: 0] += 1
                 states.append(s == "up" ? UInt8(ascii: "u") : s == "down" ? UInt8(ascii: "d") : s == "drain" ? UInt8(ascii: "r") : UInt8(ascii: "x"))
-                backendActive += b.activeConnections
+                backendActive[b.service, default: 0] += b.info.activeConnections
             }
             w.key("services")
             w.array { w in
-                w.object { w in
-                    w.field("name", Self.defaultService)
-                    w.field("backends", backends.count)
-                    for s in ["up", "down", "drain", "disabled"] { w.field(s, counts[s] ?? 0) }
-                    w.field("active", c[.activePairs])
-                    w.field("backend_connections", backendActive)
-                    w.field("connections_per_second", rates.last?.connections ?? 0)
+                for service in services {
+                    w.object { w in
+                        w.field("name", service.name)
+                        w.field("backends", counts[service.name]?.values.reduce(0, +) ?? 0)
+                        for s in ["up", "down", "drain", "disabled"] { w.field(s, counts[service.name]?[s] ?? 0) }
+                        w.field("active", service.active)
+                        w.field("backend_connections", backendActive[service.name] ?? 0)
+                        w.field("connections_per_second", ((serviceRates[service.name] ?? 0) * 10).rounded() / 10)
+                    }
                 }
             }
             // One entry per backend, in pool order (the order of /api/backends): u up, d down,
@@ -323,9 +341,14 @@ public final class AdminAPI: Sendable {
                 w.field("count", backends.count)
                 w.field("states", String(decoding: states, as: UTF8.self))
                 w.key("active")
-                w.array { w in for b in backends { w.int(b.activeConnections) } }
+                w.array { w in for b in backends { w.int(b.info.activeConnections) } }
                 w.key("rate")
-                w.array { w in for b in backends { w.double(((backendRates[b.address] ?? 0) * 100).rounded() / 100) } }
+                w.array { w in
+                    for b in backends {
+                        let rate = backendRates[StatsHistory.BackendKey(service: b.service, address: b.info.address)] ?? 0
+                        w.double((rate * 100).rounded() / 100)
+                    }
+                }
             }
             w.key("events")
             w.raw(String(decoding: events(since: 0, limit: 15), as: UTF8.self))

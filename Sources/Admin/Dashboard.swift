@@ -151,7 +151,7 @@ canvas.chart { width: 100%; height: 170px; display: block; }
 "use strict";
 const $ = (s) => document.querySelector(s);
 let token = localStorage.getItem("lbToken") || "";
-let stats = null, names = [], namesCount = -1, namesAt = 0, selected = -1, hover = -1, updates = 0, lastOk = 0;
+let stats = null, names = [], services = [], namesCount = -1, namesAt = 0, selected = -1, hover = -1, updates = 0, lastOk = 0;
 const WINDOW = 300; // seconds shown in the charts
 
 function fmtNum(v) {
@@ -203,9 +203,10 @@ function flash(text, bad) {
   clearTimeout(flash.t); flash.t = setTimeout(() => { f.style.display = "none"; }, 2500);
 }
 
-async function act(address, action) {
+async function act(address, action, service) {
   try {
-    const r = await api(`/api/backends/${encodeURIComponent(address)}/${action}`, { method: "POST" });
+    const q = service ? `?service=${encodeURIComponent(service)}` : "";
+    const r = await api(`/api/backends/${encodeURIComponent(address)}/${action}${q}`, { method: "POST" });
     const body = await r.json();
     if (!r.ok) { flash(body.error || r.statusText, true); return; }
     flash(`${address}: ${body.state}`);
@@ -217,6 +218,7 @@ async function loadNames() {
   const r = await api("/api/backends");
   const list = await r.json();
   names = list.map((b) => b.address);
+  services = list.map((b) => b.service);
   namesCount = names.length; namesAt = Date.now();
 }
 
@@ -236,7 +238,12 @@ async function refresh() {
 }
 
 function render() {
-  const s = stats, h = s.history, svc = s.services[0] || {};
+  const s = stats, h = s.history;
+  // Every service's backends together (one service today; several with a configuration file).
+  const svc = s.services.reduce((t, x) => {
+    for (const k of ["backends", "up", "down", "drain", "disabled", "backend_connections"]) t[k] += x[k] || 0;
+    return t;
+  }, { backends: 0, up: 0, down: 0, drain: 0, disabled: 0, backend_connections: 0 });
   $("#listeners").textContent = s.listeners.join(", ");
   $("#workers").textContent = s.workers;
   $("#uptime").textContent = fmtUptime(s.uptime_seconds);
@@ -400,7 +407,8 @@ $("#heat").addEventListener("mousemove", (ev) => {
   if (i !== hover) { hover = i; if (stats) drawHeat(); }
   if (i < 0 || !stats) { tip.style.display = "none"; return; }
   const h = stats.heat, state = STATE[h.states[i]];
-  tip.innerHTML = `<b class="a">${names[i] || "#" + i}</b> <span class="st ${state}">${state}</span><br>` +
+  const several = stats.services.length > 1 ? ` <span style="color:var(--dim)">${esc(services[i] || "")}</span>` : "";
+  tip.innerHTML = `<b class="a">${esc(names[i] || "#" + i)}</b>${several} <span class="st ${state}">${state}</span><br>` +
     `active <b>${fmtNum(h.active[i])}</b> · ${fmtNum(h.rate[i])} conn/s<br><span style="color:var(--dim)">click to drain / enable</span>`;
   tip.style.display = "block";
   tip.style.left = Math.min(ev.clientX + 14, window.innerWidth - 230) + "px";
@@ -421,9 +429,10 @@ function renderEvents() {
 }
 
 function buttons(i, state) {
-  const a = esc(names[i] || "");
-  if (state === "drain" || state === "disabled") return `<button class="enable" data-a="${a}" data-act="enable">enable</button>`;
-  return `<button class="drain" data-a="${a}" data-act="drain">drain</button><button class="disable" data-a="${a}" data-act="disable">disable</button>`;
+  const a = esc(names[i] || ""), sv = esc(services[i] || "");
+  if (state === "drain" || state === "disabled") return `<button class="enable" data-a="${a}" data-s="${sv}" data-act="enable">enable</button>`;
+  return `<button class="drain" data-a="${a}" data-s="${sv}" data-act="drain">drain</button>` +
+    `<button class="disable" data-a="${a}" data-s="${sv}" data-act="disable">disable</button>`;
 }
 function renderAttention() {
   const h = stats.heat, rows = [];
@@ -442,7 +451,7 @@ function renderAttention() {
   }).join("") || `<li class="empty">all backends up</li>`;
 }
 $("#attention").addEventListener("click", (ev) => {
-  const b = ev.target.closest("button"); if (b && b.dataset.a) act(b.dataset.a, b.dataset.act);
+  const b = ev.target.closest("button"); if (b && b.dataset.a) act(b.dataset.a, b.dataset.act, b.dataset.s);
 });
 function find() {
   const q = $("#find").value.trim(); if (!q) return;

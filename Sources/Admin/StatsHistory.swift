@@ -35,8 +35,16 @@ struct StatsHistory {
     /// Per backend: connections total at the last sample, and new connections per second averaged
     /// over about ten seconds (an exponential moving average). One second alone shows round robin's
     /// sweep: with fewer connections a second than backends, each gets 0 or 1.
-    private(set) var backendTotals: [SocketAddress: Int] = [:]
-    private(set) var backendRates: [SocketAddress: Double] = [:]
+    private(set) var backendTotals: [BackendKey: Int] = [:]
+    /// Per service: connections accepted at the last sample, and per second since.
+    private(set) var serviceAccepted: [String: Int] = [:]
+    private(set) var serviceRates: [String: Double] = [:]
+    private(set) var backendRates: [BackendKey: Double] = [:]
+
+    struct BackendKey: Hashable {
+        var service: String
+        var address: SocketAddress
+    }
     static let rateSmoothing = 0.1
 
     init(capacity: Int = 600) { self.capacity = capacity }
@@ -57,19 +65,31 @@ struct StatsHistory {
     }
 
     /// Adds a sample; the first one only sets the baseline.
-    mutating func record(_ s: Sample, backends: [BackendInfo]) {
+    mutating func record(_ s: Sample, services: [ServiceView], backends: [ServiceBackend]) {
         defer { last = s }
         let seconds = last.map { Double(s.time &- $0.time) / 1e9 } ?? 0
-        var totals: [SocketAddress: Int] = [:]
+        var accepted: [String: Int] = [:]
+        var serviceRates: [String: Double] = [:]
+        for service in services {
+            accepted[service.name] = service.accepted
+            if seconds > 0, let before = serviceAccepted[service.name] {
+                serviceRates[service.name] = Double(max(service.accepted - before, 0)) / seconds
+            }
+        }
+        serviceAccepted = accepted
+        self.serviceRates = serviceRates
+        var totals: [BackendKey: Int] = [:]
         totals.reserveCapacity(backends.count)
-        var perBackend: [SocketAddress: Double] = [:]
+        var perBackend: [BackendKey: Double] = [:]
         perBackend.reserveCapacity(backends.count)
         for b in backends {
-            totals[b.address] = b.totalConnections
-            guard seconds > 0, let before = backendTotals[b.address] else { continue }
-            let now = Double(max(b.totalConnections - before, 0)) / seconds
-            let smoothed = (backendRates[b.address] ?? now) * (1 - Self.rateSmoothing) + now * Self.rateSmoothing
-            if smoothed >= 0.01 { perBackend[b.address] = smoothed }
+            let key = BackendKey(service: b.service, address: b.info.address)
+            let total = b.info.totalConnections
+            totals[key] = total
+            guard seconds > 0, let before = backendTotals[key] else { continue }
+            let now = Double(max(total - before, 0)) / seconds
+            let smoothed = (backendRates[key] ?? now) * (1 - Self.rateSmoothing) + now * Self.rateSmoothing
+            if smoothed >= 0.01 { perBackend[key] = smoothed }
         }
         backendTotals = totals
         backendRates = perBackend

@@ -93,6 +93,7 @@ public final class AccessLogWriter: Sendable {
                 }
             }
             formatter.refreshClock()
+            formatter.serviceNames = ServiceView.all(balancer).map(\.name)
             // Each ring is in order; merged by close time so the file reads in order within a batch.
             records.removeAll(keepingCapacity: true)
             for ring in balancer.accessLogRings {
@@ -136,6 +137,8 @@ struct AccessLineFormatter {
     let format: AccessLogSettings.Format
     let listeners: [String]
     var listenerNames: [SocketAddress]
+    /// Service names by index (`AccessRecord.service`), refreshed each batch.
+    var serviceNames: [String] = [AdminAPI.defaultService]
     /// Wall ns minus monotonic ns, as of the last `refreshClock`.
     var offset: Int64 = 0
     private var addressCache: [SocketAddress: [UInt8]] = [:]
@@ -198,6 +201,7 @@ struct AccessLineFormatter {
     mutating func append(_ r: borrowing AccessRecord, to out: inout [UInt8]) {
         let wall = Int64(bitPattern: r.closedAt) &+ offset
         let listener = Int(r.listener) < listeners.count ? listeners[Int(r.listener)] : "-"
+        let service = Int(r.service) < serviceNames.count ? serviceNames[Int(r.service)] : "-"
         let client = address(r.client)
         let backend = address(r.backend)
         let connect: Double? = r.connectSeconds
@@ -207,7 +211,7 @@ struct AccessLineFormatter {
             appendTime(wall, to: &out)
             out.append(32); out += client
             out.append(32); out += listener.utf8
-            out.append(32); out += AdminAPI.defaultService.utf8
+            out.append(32); out += service.utf8
             out.append(32); out += backend
             out += " connect_ms=".utf8; Self.appendMillis(connect, to: &out)
             out += " duration_ms=".utf8; Self.appendMillis(r.durationSeconds, to: &out)
@@ -227,7 +231,7 @@ struct AccessLineFormatter {
                 w.field("time", String(decoding: time, as: UTF8.self))
                 w.field("client", String(decoding: client, as: UTF8.self))
                 w.field("listener", listener)
-                w.field("service", AdminAPI.defaultService)
+                w.field("service", service)
                 w.field("backend", hasBackend ? String(decoding: backend, as: UTF8.self) : nil)
                 w.key("connect_ms")
                 if let connect { w.double((connect * 1e6).rounded() / 1000) } else { w.null() }

@@ -13,6 +13,8 @@ public struct AccessRecord: Sendable {
     public var backend = SocketAddress()
     /// Index into `LoadBalancer.listenAddresses`.
     public var listener: UInt16 = 0
+    /// The pair's service (its index; 0 while a pool is one service).
+    public var service: UInt16 = 0
     public var retries: UInt8 = 0
     public var reason: CloseReason = .none
     /// Client to backend, backend to client.

@@ -1,50 +1,105 @@
 import Glibc
 import Synchronization
 
-/// A running balancer: its listeners, workers and backend pool. Start one with `LoadBalancer.start`;
-/// the `lb` executable is a thin wrapper around this, and tests run it in-process.
+/// A running balancer: its services (each with listeners and a backend pool) and the workers that
+/// serve them all. Start one with `LoadBalancer.start`; the `lb` executable is a thin wrapper around
+/// this, and tests run it in-process.
 public final class LoadBalancer: Sendable {
-    public let configuration: Configuration
-    public let pool: BackendPool
     public let log: EventLog
-    /// The bound listen addresses (a port 0 in the configuration is resolved here).
-    public let listenAddresses: [SocketAddress]
     let workers: [WorkerShared]
+    let workerSettings: WorkerSettings
     private let threads: Mutex<[OSThread]>
+    /// What runs now; replaced whole by a reload. Read by anyone, written under `reloading`.
+    let state: Mutex<RunState>
+    /// Held for a whole reload, so two never interleave.
+    let reloading = Mutex<Void>(())
 
-    /// Binds the listeners (one SO_REUSEPORT socket per worker per address), then starts the workers.
-    /// Throws the bind or epoll error, with errno and address, before any thread starts.
+    /// A service as it runs: the shared object, its configuration, and its listeners (one id each,
+    /// one socket per worker behind it).
+    struct RunningService: Sendable {
+        var service: Service
+        var config: ServiceConfiguration
+        var listeners: [RunningListener]
+    }
+
+    struct RunningListener: Sendable, Equatable {
+        /// As configured (port 0 stays 0: a reload compares these).
+        var configured: SocketAddress
+        /// As bound.
+        var bound: SocketAddress
+        var id: UInt32
+    }
+
+    struct RunState: Sendable {
+        var configuration: Configuration
+        /// The current services, in configuration order.
+        var services: [RunningService]
+        /// Every service ever started, by index (removed ones stay: their pairs may be draining).
+        var serviceCount: Int
+        var nextListenerID: UInt32
+    }
+
+    /// The configuration running now (the last one a reload applied).
+    public var configuration: Configuration { state.withLock { $0.configuration } }
+
+    /// The current services, in configuration order.
+    public var services: [Service] { state.withLock { $0.services.map(\.service) } }
+
+    public func service(named name: String) -> Service? {
+        state.withLock { $0.services.first { $0.service.name == name }?.service }
+    }
+
+    /// The first service's pool: with flags, the one pool there is.
+    public var pool: BackendPool { state.withLock { $0.services[0].service.pool } }
+
+    /// The bound listen addresses of every current service, in configuration order (a port 0 in the
+    /// configuration is resolved here).
+    public var listenAddresses: [SocketAddress] {
+        state.withLock { $0.services.flatMap { $0.listeners.map(\.bound) } }
+    }
+
+    /// The bound listen addresses of one service.
+    public func listenAddresses(of service: String) -> [SocketAddress] {
+        state.withLock { $0.services.first { $0.service.name == service }?.listeners.map(\.bound) ?? [] }
+    }
+
+    /// Binds every service's listeners (one SO_REUSEPORT socket per worker per address), then starts
+    /// the workers. Throws the bind or epoll error, with errno and address, before any thread starts.
+    /// The configuration is assumed valid (`Configuration.validate()`).
     public static func start(_ configuration: Configuration, log: EventLog = EventLog()) throws(SystemError) -> LoadBalancer {
         let fdLimit = FileLimit.raiseToHard()
-        let pool = BackendPool(configuration.backends)
         let workerCount = max(1, configuration.workers)
-        var sockets = [[Int32]](repeating: [], count: workerCount)
-        var bound: [SocketAddress] = []
-        func closeAll(from first: Int = 0) { for list in sockets[first...] { for fd in list { Sys.close(fd) } } }
+        let settings = WorkerSettings(configuration, workers: workerCount, fdLimit: fdLimit)
+        let serviceConfigs = configuration.effectiveServices
+        var running: [RunningService] = []
+        var sockets = [[WorkerListener]](repeating: [], count: workerCount)
+        var nextID: UInt32 = 1
+        func closeAll(from first: Int = 0) { for list in sockets[first...] { for l in list { Sys.close(l.fd) } } }
         do throws(SystemError) {
-            for var address in configuration.listen {
-                for w in 0..<workerCount {
-                    let fd = try Sockets.listen(on: address, backlog: configuration.backlog, reusePort: true, noDelay: true)
-                    sockets[w].append(fd)
-                    if w == 0 && address.port == 0 {
-                        address.port = try Sys.localAddress(of: fd).port
-                    }
+            for (index, sc) in serviceConfigs.enumerated() {
+                let service = Service(name: sc.name, index: index, pool: BackendPool(sc.backends), workerCount: workerCount)
+                var listeners: [RunningListener] = []
+                for address in sc.listen {
+                    let (fds, bound) = try openListener(address, backlog: sc.settings.backlog, workers: workerCount)
+                    for w in 0..<workerCount { sockets[w].append(WorkerListener(fd: fds[w], service: UInt16(index), id: nextID)) }
+                    listeners.append(RunningListener(configured: address, bound: bound, id: nextID))
+                    nextID += 1
                 }
-                bound.append(address)
+                running.append(RunningService(service: service, config: sc, listeners: listeners))
             }
         } catch {
             closeAll()
             throw error
         }
 
-        let settings = WorkerSettings(configuration, workers: workerCount, fdLimit: fdLimit)
         var shared: [WorkerShared] = []
         var boots: [WorkerBoot] = []
+        let perWorker = running.map { ($0.service, ServiceRunSettings($0.config.settings, workerBufferSize: settings.bufferSize)) }
         do throws(SystemError) {
             for w in 0..<workerCount {
                 let s = try WorkerShared(index: w)
                 shared.append(s)
-                let worker = try Worker(shared: s, pool: pool, log: log, settings: settings, listeners: sockets[w])
+                let worker = try Worker(shared: s, services: perWorker, log: log, settings: settings, listeners: sockets[w])
                 boots.append(WorkerBoot(worker))
             }
         } catch {
@@ -54,7 +109,8 @@ public final class LoadBalancer: Sendable {
             closeAll(from: built)
             throw error
         }
-        let balancer = LoadBalancer(configuration: configuration, pool: pool, log: log, listenAddresses: bound, workers: shared)
+        let runState = RunState(configuration: configuration, services: running, serviceCount: running.count, nextListenerID: nextID)
+        let balancer = LoadBalancer(log: log, workers: shared, settings: settings, state: runState)
         var started: [OSThread] = []
         for boot in boots {
             do throws(SystemError) {
@@ -66,18 +122,38 @@ public final class LoadBalancer: Sendable {
             }
         }
         balancer.threads.withLock { $0 = started }
-        if configuration.backends.contains(where: { $0.weight != 1 }) {
-            log.log("backend weights are kept and reported, but round robin treats every backend alike")
+        for sc in serviceConfigs where sc.backends.contains(where: { $0.weight != 1 }) {
+            let whose = serviceConfigs.count == 1 ? "" : " (service \(sc.name))"
+            log.log("backend weights are kept and reported, but round robin treats every backend alike" + whose)
         }
         return balancer
     }
 
-    private init(configuration: Configuration, pool: BackendPool, log: EventLog, listenAddresses: [SocketAddress], workers: [WorkerShared]) {
-        self.configuration = configuration
-        self.pool = pool
+    /// One SO_REUSEPORT listener per worker on `address`; returns them and the bound address (port 0
+    /// resolved by the first). On error, closes what it opened and throws.
+    static func openListener(_ address: SocketAddress, backlog: Int32, workers: Int) throws(SystemError) -> ([Int32], SocketAddress) {
+        var fds: [Int32] = []
+        var bound = address
+        do throws(SystemError) {
+            for _ in 0..<workers {
+                var a = address
+                if address.port == 0 && !fds.isEmpty { a = bound }
+                let fd = try Sockets.listen(on: a, backlog: backlog, reusePort: true, noDelay: true)
+                fds.append(fd)
+                if fds.count == 1 && address.port == 0 { bound.port = try Sys.localAddress(of: fd).port }
+            }
+        } catch {
+            for fd in fds { Sys.close(fd) }
+            throw error
+        }
+        return (fds, bound)
+    }
+
+    private init(log: EventLog, workers: [WorkerShared], settings: WorkerSettings, state: RunState) {
         self.log = log
-        self.listenAddresses = listenAddresses
         self.workers = workers
+        self.workerSettings = settings
+        self.state = Mutex(state)
         self.threads = Mutex([])
     }
 
@@ -90,9 +166,16 @@ public final class LoadBalancer: Sendable {
 
     /// Marks a backend down by hand (health checks bring it back), logged like any other change.
     @discardableResult
-    public func markDown(_ address: SocketAddress) -> Result<Bool, PoolError> {
-        let result = pool.markDown(address, rise: configuration.health.rise, fall: configuration.health.fall)
-        if case .success(true) = result { log.log("backend \(address) down: marked down by hand") }
+    public func markDown(_ address: SocketAddress, service name: String? = nil) -> Result<Bool, PoolError> {
+        let found: (Service, HealthSettings, Bool)? = state.withLock { st in
+            guard let r = name.map({ n in st.services.first { $0.service.name == n } }) ?? st.services.first else { return nil }
+            return (r.service, r.config.settings.health, st.services.count == 1 && r.service.name == "default")
+        }
+        guard let (service, health, plain) = found else { return .failure(.unknown(address)) }
+        let result = service.pool.markDown(address, rise: health.rise, fall: health.fall)
+        if case .success(true) = result {
+            log.log("backend \(plain ? "" : service.name + "/")\(address) down: marked down by hand")
+        }
         return result
     }
 

@@ -149,17 +149,8 @@ public enum CommandLineParser {
             throw ConfigError(flag: demoOnlyFlag, value: nil, reason: "only applies with --demo")
         }
         if !listens.isEmpty { config.listen = listens }
-        if sawBackend {
-            var seen = Set<SocketAddress>()
-            for b in backends where !seen.insert(b.address).inserted {
-                throw ConfigError(flag: "--backend", value: b.address.description, reason: "listed twice")
-            }
-            config.backends = backends
-        }
-        var seenListen = Set<SocketAddress>()
-        for l in config.listen where l.port != 0 && !seenListen.insert(l).inserted {
-            throw ConfigError(flag: "--listen", value: l.description, reason: "listed twice")
-        }
+        if sawBackend { config.backends = backends }
+        try config.validate(origin: .flags)
         return .run(config, demo: demo)
     }
 }

@@ -1,48 +1,57 @@
 import Glibc
 
 extension Worker {
-    /// Walks this worker's share of the pool and starts the probes that are due.
+    /// Walks this worker's share of each service's pool and starts the probes that are due.
     mutating func runProbeSchedule() {
-        if prober.idle(pool: pool) || prober.nextStepAt > now {
-            if prober.nextStepAt < now { prober.nextStepAt = now }
+        for i in 0..<serviceCount where !services[i].retired {
+            runProbeSchedule(services + i)
+        }
+    }
+
+    private mutating func runProbeSchedule(_ svc: UnsafeMutablePointer<WorkerService>) {
+        let pool = svc.pointee.pool
+        if svc.pointee.walk.idle(pool: pool) || svc.pointee.walk.nextStepAt > now {
+            if svc.pointee.walk.nextStepAt < now { svc.pointee.walk.nextStepAt = now }
             return
         }
-        let members = view.members
+        _ = svc.pointee.view.refresh(from: pool)
+        let members = svc.pointee.view.members
         if prober.workerIndex >= members.count {
             // No share here (fewer backends than workers): look again an interval later, not every tick.
-            prober.nextStepAt = now + prober.interval
+            svc.pointee.walk.nextStepAt = now + svc.pointee.walk.interval
             return
         }
-        let step = prober.step(members: members.count)
-        if now - prober.nextStepAt > prober.interval { prober.nextStepAt = now }  // fell behind: no burst
+        let step = svc.pointee.walk.step(members: members.count, workerIndex: prober.workerIndex, workerCount: prober.workerCount)
+        if now - svc.pointee.walk.nextStepAt > svc.pointee.walk.interval { svc.pointee.walk.nextStepAt = now }  // fell behind: no burst
         var budget = (members.count + prober.workerCount - 1) / prober.workerCount
-        while prober.nextStepAt <= now && budget > 0 {
-            if prober.cursor >= members.count { prober.cursor = prober.workerIndex }
-            let id = members[prober.cursor]
-            if needsProbe(id) && !prober.probing[Int(id)] {
+        while svc.pointee.walk.nextStepAt <= now && budget > 0 {
+            if svc.pointee.walk.cursor >= members.count { svc.pointee.walk.cursor = prober.workerIndex }
+            let id = members[svc.pointee.walk.cursor]
+            if needsProbe(id, svc) && !svc.pointee.walk.probing[Int(id)] {
                 if prober.inFlight >= prober.capacity { break }  // at the cap: same backend next time
-                startProbe(id)
+                startProbe(id, svc)
             }
-            prober.cursor += prober.workerCount
-            prober.nextStepAt += step
+            svc.pointee.walk.cursor += prober.workerCount
+            svc.pointee.walk.nextStepAt += step
             budget -= 1
         }
     }
 
-    private func needsProbe(_ id: BackendID) -> Bool {
-        guard Int(id) < prober.probingCapacity else { return false }
-        if prober.downOnly { return !pool.table.healthState(id).isUp }
-        return pool.table.admin[Int(id)].load(ordering: .relaxed) != AdminState.removed.rawValue
+    private func needsProbe(_ id: BackendID, _ svc: UnsafeMutablePointer<WorkerService>) -> Bool {
+        guard Int(id) < svc.pointee.walk.probingCapacity else { return false }
+        if svc.pointee.walk.downOnly { return !svc.pointee.pool.table.healthState(id).isUp }
+        return svc.pointee.pool.table.admin[Int(id)].load(ordering: .relaxed) != AdminState.removed.rawValue
     }
 
-    private mutating func startProbe(_ id: BackendID) {
+    private mutating func startProbe(_ id: BackendID, _ svc: UnsafeMutablePointer<WorkerService>) {
         guard let slot = prober.allocate() else { return }
         shared.bump(.probesStarted)
-        let address = pool.table.addresses[Int(id)]
+        let address = svc.pointee.pool.table.addresses[Int(id)]
         let s = prober.slots + Int(slot)
         s.pointee.backend = id
-        prober.probing[Int(id)] = true
-        let tcp = prober.httpRequest.isEmpty
+        s.pointee.service = UInt16(svc - services)
+        svc.pointee.walk.probing[Int(id)] = true
+        let tcp = svc.pointee.walk.httpRequest.isEmpty
         var fd = tcp ? takeReusableProbeSocket(v6: address.isIPv6) : -1
         if fd < 0 {
             do {
@@ -80,14 +89,14 @@ extension Worker {
             abandonProbe(slot)  // out of epoll watches or memory: ours, not the backend's
             return
         }
-        prober.wheel.schedule(slot, at: now + prober.timeout)
+        prober.wheel.schedule(slot, at: now + svc.pointee.walk.timeout)
     }
 
     /// Gives up a probe that failed on our side: no health event, the walk tries again next round.
     private mutating func abandonProbe(_ slot: Int32) {
         let s = prober.slots + Int(slot)
         if s.pointee.fd >= 0 { Sys.close(s.pointee.fd) }
-        prober.probing[Int(s.pointee.backend)] = false
+        services[Int(s.pointee.service)].walk.probing[Int(s.pointee.backend)] = false
         prober.free(slot)
     }
 
@@ -116,12 +125,13 @@ extension Worker {
             finishProbe(index, ok: false, failure: ConnectFailure(errno: err == 0 ? ECONNREFUSED : err))
             return
         }
-        if prober.httpRequest.isEmpty {
+        let svc = services + Int(s.pointee.service)
+        if svc.pointee.walk.httpRequest.isEmpty {
             if events & EpollEvents.output != 0 { finishProbe(index, ok: true, failure: .other) }
             return
         }
         if !s.pointee.requestSent && events & EpollEvents.output != 0 {
-            let sent = prober.httpRequest.withUnsafeBytes { raw in
+            let sent = svc.pointee.walk.httpRequest.withUnsafeBytes { raw in
                 (try? Sys.write(s.pointee.fd, raw.baseAddress!, raw.count)) == .done(raw.count)
             }
             guard sent else { finishProbe(index, ok: false, failure: .reset); return }
@@ -176,20 +186,21 @@ extension Worker {
     private mutating func finishProbe(_ slot: Int32, ok: Bool, failure: ConnectFailure, httpStatus: Bool = false, timedOut: Bool = false) {
         let s = prober.slots + Int(slot)
         let id = s.pointee.backend
+        let svc = services + Int(s.pointee.service)
         if s.pointee.fd >= 0 { Sys.close(s.pointee.fd) }
         if !timedOut { prober.wheel.cancel(slot) }
-        prober.probing[Int(id)] = false
+        svc.pointee.walk.probing[Int(id)] = false
         prober.free(slot)
         if !ok { shared.bump(.probesFailed) }
         let event: HealthEvent = ok ? .probeSucceeded : .probeFailed(failure)
-        let (transition, state) = pool.apply(event, to: id, rise: settings.rise, fall: settings.fall)
-        let address = pool.table.addresses[Int(id)]
+        let settings = svc.pointee.settings
+        let (transition, state) = svc.pointee.pool.apply(event, to: id, rise: settings.rise, fall: settings.fall)
         switch transition {
         case .wentUp:
-            log.log("backend \(address) up: health check passed (\(settings.rise)/\(settings.rise))")
+            log.log("\(backendName(id, svc)) up: health check passed (\(settings.rise)/\(settings.rise))")
         case .wentDown:
             let why = httpStatus ? "health check got a non-2xx answer" : "health check failed: \(failure)"
-            log.log("backend \(address) down: \(why) (\(state.failStreak)/\(settings.fall))")
+            log.log("\(backendName(id, svc)) down: \(why) (\(state.failStreak)/\(settings.fall))")
         case .none:
             break
         }
@@ -203,7 +214,7 @@ extension Worker {
             let s = prober.slots + i
             if s.pointee.fd >= 0 { Sys.close(s.pointee.fd) }
             prober.wheel.cancel(Int32(i))
-            prober.probing[Int(s.pointee.backend)] = false
+            services[Int(s.pointee.service)].walk.probing[Int(s.pointee.backend)] = false
             prober.free(Int32(i))
         }
     }

@@ -26,6 +26,12 @@ case .success(.help):
 case .success(.version):
     print(CommandLineParser.version)
     exit(0)
+case .success(.check(let c)):
+    let services = c.effectiveServices
+    let what = "\(services.count) service\(services.count == 1 ? "" : "s") (\(services.map(\.name).joined(separator: ", "))), "
+        + "\(services.reduce(0) { $0 + $1.listen.count }) listen addresses, \(services.reduce(0) { $0 + $1.backends.count }) backends"
+    print("lb: \(c.configFile ?? "flags"): ok: " + what)
+    exit(0)
 case .success(.run(let c, let d)):
     configuration = c
     demo = d
@@ -52,10 +58,17 @@ do {
     fail("\(error)", code: 1)
 }
 
-let listeners = balancer.listenAddresses.map(\.description).joined(separator: ", ")
+let services = balancer.services
+let listeners: String
+if services.count == 1 && services[0].name == "default" {
+    listeners = balancer.listenAddresses.map(\.description).joined(separator: ", ")
+} else {
+    listeners = services.flatMap { s in balancer.listenAddresses(of: s.name).map { "\($0) (\(s.name))" } }.joined(separator: ", ")
+}
 EventLog.writeStderr(
     "lb: listening on \(listeners) with \(balancer.workerCount) worker\(balancer.workerCount == 1 ? "" : "s"), "
-        + "\(balancer.pool.count) backends" + (demoFarm.map { " (demo farm: \($0.summary))" } ?? ""))
+        + (services.count == 1 ? "" : "\(services.count) services, ")
+        + "\(services.reduce(0) { $0 + $1.pool.count }) backends" + (demoFarm.map { " (demo farm: \($0.summary))" } ?? ""))
 
 let first = shutdownSignals.withUnsafeBufferPointer { lb_wait_signals($0.baseAddress, Int32($0.count)) }
 EventLog.writeStderr("lb: signal \(first): draining open connections for up to \(configuration.drainTimeout)")

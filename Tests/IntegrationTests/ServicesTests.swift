@@ -94,3 +94,78 @@ import Testing
         #expect(lb.log.recent.contains { $0.hasPrefix("backend checked/\(gone.address) down") })
     }
 }
+
+/// Config files through the `lb` executable: --check, bad files, and a file with two services.
+@Suite struct ConfigFileExecutableTests {
+    init() { _ = lb_ignore_sigpipe() }
+
+    /// Writes `text` to a fresh file under /tmp and returns its path (removed by the caller).
+    static func tempFile(_ text: String) -> String {
+        var template = Array("/tmp/lb-test-XXXXXX.json".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemps($0.baseAddress!, 5) }
+        precondition(fd >= 0, "mkstemps")
+        let bytes = Array(text.utf8)
+        precondition(bytes.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) } == bytes.count, "write")
+        close(fd)
+        return String(cString: template)
+    }
+
+    @Test func checkValidatesWithoutBindingAndBadFilesExitTwoWithOneLine() throws {
+        let path = try #require(LbExecutableTests.binary, "the lb executable is not built next to the tests")
+        // A port already bound elsewhere: --check must not try to bind it.
+        let busy = TestServer(handler: { _ in })
+        defer { busy.stop() }
+        let good = Self.tempFile("""
+            {"services": [{"name": "web", "listen": ["\(busy.address)"], "backends": ["127.0.0.1:9000-9009"]},
+                          {"name": "db", "listen": ["127.0.0.1:0"], "backends": ["127.0.0.1:5432"]}]}
+            """)
+        defer { unlink(good) }
+        let check = try Subprocess(path, ["--config", good, "--check"])
+        #expect(check.waitForExit() == 0)
+        #expect(check.stderr.isEmpty)
+
+        let bad = Self.tempFile(#"{"services": [{"name": "web", "listen": ["127.0.0.1:99999"], "backends": []}]}"#)
+        defer { unlink(bad) }
+        for extra in [["--check"], []] {
+            let lb = try Subprocess(path, ["--config", bad] + extra)
+            #expect(lb.waitForExit() == 2)
+            #expect(lb.stderr == "lb: \(bad): services[0].listen[0]: port out of range\n")
+        }
+    }
+
+    @Test func aFileWithTwoServicesServesBoth() throws {
+        let path = try #require(LbExecutableTests.binary, "the lb executable is not built next to the tests")
+        let one = TestServer(handler: TestServer.http(port: 1)), two = TestServer(handler: TestServer.http(port: 2))
+        defer { one.stop(); two.stop() }
+        let file = Self.tempFile("""
+            {"workers": 1, "drain_timeout": "1s",
+             "services": [{"name": "web", "listen": ["127.0.0.1:0"], "backends": ["\(one.address)"]},
+                          {"name": "api", "listen": ["127.0.0.1:0"], "backends": ["\(two.address)"]}]}
+            """)
+        defer { unlink(file) }
+        let lb = try Subprocess(path, ["--config", file])  // its deinit kills it should a check fail
+        try #require(eventually { lb.stderr.contains("lb: listening on ") }, "no start-up line: \(lb.stderr)")
+        let addresses = try #require(Self.listeners(in: lb.stderr))
+        #expect(addresses.map(\.name) == ["web", "api"])
+        #expect(lb.stderr.contains(" with 1 worker, 2 services, 2 backends"))
+        #expect(backendHeader(httpGet(addresses[0].address).text) == "1")
+        #expect(backendHeader(httpGet(addresses[1].address).text) == "2")
+        lb.signal(SIGTERM)
+        #expect(lb.waitForExit() == 0)
+    }
+}
+
+extension ConfigFileExecutableTests {
+    /// The listeners of a start-up line `lb: listening on 127.0.0.1:X (web), 127.0.0.1:Y (api) with ...`.
+    static func listeners(in stderr: String) -> [(address: SocketAddress, name: String)]? {
+        guard let line = stderr.split(separator: "\n").first(where: { $0.hasPrefix("lb: listening on ") }),
+              let list = line.dropFirst("lb: listening on ".count).split(separator: " with ").first else { return nil }
+        var out: [(SocketAddress, String)] = []
+        for item in list.split(separator: ", ") {
+            let parts = item.split(separator: " ")
+            guard parts.count == 2, case .success(let a) = ValueParsers.listenAddress(String(parts[0])) else { return nil }
+            out.append((a, String(parts[1].dropFirst().dropLast())))
+        }
+        return out
+    }
+}

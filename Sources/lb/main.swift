@@ -3,12 +3,13 @@ import Glibc
 import LoadBalancer
 
 // `lb`: parse flags (exit 2 on any bad one), start the balancer, serve until SIGTERM/SIGINT, drain, exit 0.
-// A second signal during the drain closes everything at once.
+// A second signal during the drain closes everything at once; SIGHUP reloads the config file. What each
+// signal does is `SignalController`'s (in the library, tested in-process).
 
 _ = lb_ignore_sigpipe()
-let shutdownSignals: [Int32] = [SIGTERM, SIGINT]
 // Blocked before any thread starts, so every worker inherits the mask and only sigwait sees them.
-_ = shutdownSignals.withUnsafeBufferPointer { lb_block_signals($0.baseAddress, Int32($0.count)) }
+SignalController.blockHandledSignals()
+let arguments = Array(CommandLine.arguments.dropFirst())
 
 func fail(_ message: String, code: Int32) -> Never {
     EventLog.writeStderr("lb: " + message)
@@ -17,7 +18,7 @@ func fail(_ message: String, code: Int32) -> Never {
 
 var configuration: Configuration
 var demo: DemoSettings?
-switch CommandLineParser.parse(Array(CommandLine.arguments.dropFirst())) {
+switch CommandLineParser.parse(arguments) {
 case .failure(let error):
     fail(error.description, code: 2)
 case .success(.help):
@@ -70,24 +71,38 @@ EventLog.writeStderr(
         + (services.count == 1 ? "" : "\(services.count) services, ")
         + "\(services.reduce(0) { $0 + $1.pool.count }) backends" + (demoFarm.map { " (demo farm: \($0.summary))" } ?? ""))
 
-let first = shutdownSignals.withUnsafeBufferPointer { lb_wait_signals($0.baseAddress, Int32($0.count)) }
-EventLog.writeStderr("lb: signal \(first): draining open connections for up to \(configuration.drainTimeout)")
-balancer.beginDrain()
-
-// Wait for the drain on another thread so a second signal can cut it short.
-let drainTimeout = configuration.drainTimeout
-let farm = demoFarm
-// Should it fail to start, a second signal still ends the drain below.
-let waiter = try? OSThread.spawn {
-    balancer.wait(timeout: drainTimeout + .seconds(5))
-    let c = balancer.counters
-    EventLog.writeStderr("lb: stopped after \(c[.accepted]) connections (\(c[.badGateways]) answered 502)")
-    farm?.stop()
-    exit(0)
+let notifier = SystemdNotifier.fromEnvironment()
+let reloadSource: (@Sendable () throws(ConfigError) -> Configuration)?
+if let path = configuration.configFile {
+    let flags = arguments
+    reloadSource = { () throws(ConfigError) -> Configuration in try ConfigFile.load(path, overrides: flags) }
+} else {
+    reloadSource = nil
 }
-waiter?.detach()
-_ = shutdownSignals.withUnsafeBufferPointer { lb_wait_signals($0.baseAddress, Int32($0.count)) }
-EventLog.writeStderr("lb: second signal: closing all connections now")
-balancer.stopNow()
-balancer.wait(timeout: .seconds(5))
-exit(0)
+let controller = SignalController(balancer: balancer, reloadSource: reloadSource) { state in
+    if let error = notifier.notify(state) { EventLog.writeStderr("lb: sd_notify: \(error)") }
+}
+if let error = notifier.notify("READY=1") { EventLog.writeStderr("lb: sd_notify: \(error)") }
+
+let farm = demoFarm
+while true {
+    switch controller.handle(SignalController.waitForSignal()) {
+    case .keepServing:
+        continue
+    case .draining:
+        // Wait for the drain on another thread, so a second signal can cut it short.
+        let drainTimeout = balancer.configuration.drainTimeout
+        let waiter = try? OSThread.spawn {
+            balancer.wait(timeout: drainTimeout + .seconds(5))
+            let c = balancer.counters
+            EventLog.writeStderr("lb: stopped after \(c[.accepted]) connections (\(c[.badGateways]) answered 502)")
+            farm?.stop()
+            exit(0)
+        }
+        waiter?.detach()  // should it fail to start, a second signal still ends the drain below
+    case .stopNow:
+        balancer.stopNow()
+        balancer.wait(timeout: .seconds(5))
+        exit(0)
+    }
+}

@@ -169,3 +169,58 @@ extension ConfigFileExecutableTests {
         return out
     }
 }
+
+/// Signals sent to the `lb` executable: none of the habitual ones kills a serving lb.
+@Suite struct SignalExecutableTests {
+    init() { _ = lb_ignore_sigpipe() }
+
+    @Test func hangupAndUserSignalsNeverKillAServingBalancer() throws {
+        let backend = TestServer(handler: TestServer.http(port: 80))
+        defer { backend.stop() }
+        let path = try #require(LbExecutableTests.binary, "the lb executable is not built next to the tests")
+        let lb = try Subprocess(path, ["--listen", "127.0.0.1:0", "--backend", backend.address.description, "--workers", "1"])
+        let address = try #require(eventually { lb.stderr.contains("lb: listening on ") } ? ConfigFileExecutableTests.firstListener(lb.stderr) : nil)
+        for (signal, line) in [
+            (SIGHUP, "lb: SIGHUP: no config file to reload (started with flags only); nothing changed"),
+            (SIGUSR1, "lb: SIGUSR1: logs go to stderr, nothing to reopen; nothing changed"),
+            (SIGUSR2, "lb: SIGUSR2: ignored; nothing changed"),
+        ] {
+            lb.signal(signal)
+            #expect(eventually { lb.stderr.contains(line) }, "\(lb.stderr)")
+            #expect(backendHeader(httpGet(address).text) == "80")
+        }
+        lb.signal(SIGTERM)
+        #expect(lb.waitForExit() == 0)
+    }
+
+    @Test func hangupReloadsTheConfigFile() throws {
+        let one = TestServer(handler: TestServer.http(port: 1)), two = TestServer(handler: TestServer.http(port: 2))
+        defer { one.stop(); two.stop() }
+        let path = try #require(LbExecutableTests.binary, "the lb executable is not built next to the tests")
+        let file = ConfigFileExecutableTests.tempFile(#"{"workers": 1, "listen": ["127.0.0.1:0"], "backends": ["\#(one.address)"]}"#)
+        defer { unlink(file) }
+        let lb = try Subprocess(path, ["--config", file, "--retries", "1"])
+        let address = try #require(eventually { lb.stderr.contains("lb: listening on ") } ? ConfigFileExecutableTests.firstListener(lb.stderr) : nil)
+        #expect(backendHeader(httpGet(address).text) == "1")
+        let fd = open(file, O_WRONLY | O_TRUNC)
+        let text = #"{"workers": 1, "listen": ["127.0.0.1:0"], "backends": ["\#(one.address)", "\#(two.address)"]}"#
+        _ = Array(text.utf8).withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+        close(fd)
+        lb.signal(SIGHUP)
+        #expect(eventually { lb.stderr.contains("lb: reload: default: +1 -0 backends\n") }, "\(lb.stderr)")
+        var seen = Set<String>()
+        for _ in 0..<4 { seen.insert(backendHeader(httpGet(address).text) ?? "none") }
+        #expect(seen == ["1", "2"])
+        lb.signal(SIGTERM)
+        #expect(lb.waitForExit() == 0)
+    }
+}
+
+extension ConfigFileExecutableTests {
+    /// The first address of the start-up line.
+    static func firstListener(_ stderr: String) -> SocketAddress? {
+        guard let line = stderr.split(separator: "\n").first(where: { $0.hasPrefix("lb: listening on ") }) else { return nil }
+        let text = line.dropFirst("lb: listening on ".count).prefix { $0 != " " && $0 != "," }
+        return try? ValueParsers.listenAddress(String(text)).get()
+    }
+}

@@ -77,4 +77,15 @@ int lb_ignore_sigpipe(void);
 // Monotonic clock in nanoseconds.
 uint64_t lb_monotonic_ns(void);
 
+// Unix-domain sockets (unix.c): sd_notify datagrams and the listener hand-over of an upgrade. A path
+// starting with '@' is in the abstract namespace. Return -1 with errno set on failure.
+#define LB_MAX_PASSED_FDS 250
+int lb_unix_datagram_send(const char *path, const void *buf, size_t len);
+int lb_unix_listen(const char *path, int backlog);
+int lb_unix_connect(const char *path);
+// sendmsg with up to LB_MAX_PASSED_FDS descriptors as SCM_RIGHTS; len must be at least 1.
+ssize_t lb_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+// recvmsg; received descriptors (close-on-exec) go to fds, their count to *nfds.
+ssize_t lb_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds);
+
 #endif

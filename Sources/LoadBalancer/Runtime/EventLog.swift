@@ -21,6 +21,16 @@ public final class EventLog: Sendable {
         if echo { EventLog.writeStderr("lb: " + line) }
     }
 
+    /// Like `log`, but always written to stderr, quiet or not: lines an operator asked for (a reload's
+    /// outcome, an answer to a signal).
+    public func announce(_ line: String) {
+        lines.withLock { l in
+            if l.count >= capacity { l.removeFirst(l.count / 2) }
+            l.append(line)
+        }
+        EventLog.writeStderr("lb: " + line)
+    }
+
     /// The lines kept so far, oldest first.
     public var recent: [String] { lines.withLock { $0 } }
 

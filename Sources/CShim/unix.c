@@ -42,7 +42,7 @@ int lb_unix_listen(const char *path, int backlog) {
     struct sockaddr_un sa;
     int salen = fill_unix(&sa, path);
     if (salen < 0) return -1;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     if (bind(fd, (struct sockaddr *)&sa, (socklen_t)salen) < 0 || listen(fd, backlog) < 0) {
         int saved = errno;
@@ -57,7 +57,7 @@ int lb_unix_connect(const char *path) {
     struct sockaddr_un sa;
     int salen = fill_unix(&sa, path);
     if (salen < 0) return -1;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     int rc;
     do { rc = connect(fd, (struct sockaddr *)&sa, (socklen_t)salen); } while (rc < 0 && errno == EINTR);
@@ -109,4 +109,15 @@ ssize_t lb_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *
     }
     if (msg.msg_flags & MSG_CTRUNC) { errno = EMSGSIZE; for (int i = 0; i < *nfds; i++) close(fds[i]); *nfds = 0; return -1; }
     return rc;
+}
+
+int lb_unix_accept(int fd) {
+    int c;
+    do { c = accept4(fd, NULL, NULL, SOCK_CLOEXEC); } while (c < 0 && errno == EINTR);
+    return c;
+}
+
+int lb_set_receive_timeout(int fd, int milliseconds) {
+    struct timeval tv = { .tv_sec = milliseconds / 1000, .tv_usec = (milliseconds % 1000) * 1000 };
+    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }

@@ -66,7 +66,15 @@ public final class LoadBalancer: Sendable {
     /// Binds every service's listeners (one SO_REUSEPORT socket per worker per address), then starts
     /// the workers. Throws the bind or epoll error, with errno and address, before any thread starts.
     /// The configuration is assumed valid (`Configuration.validate()`).
-    public static func start(_ configuration: Configuration, log: EventLog = EventLog()) throws(SystemError) -> LoadBalancer {
+    ///
+    /// `inherited`: listening sockets received from the `lb` this one takes over from
+    /// (`Takeover.request`). An address found there is served on those very sockets instead of new
+    /// ones; they are owned from here on (unused ones are closed).
+    public static func start(
+        _ configuration: Configuration, log: EventLog = EventLog(), inherited: [Takeover.InheritedListener] = []
+    ) throws(SystemError) -> LoadBalancer {
+        var inherited = inherited
+        defer { for l in inherited { for fd in l.fds { Sys.close(fd) } } }
         let fdLimit = FileLimit.raiseToHard()
         let workerCount = max(1, configuration.workers)
         let settings = WorkerSettings(configuration, workers: workerCount, fdLimit: fdLimit)
@@ -80,8 +88,16 @@ public final class LoadBalancer: Sendable {
                 let service = Service(name: sc.name, index: index, pool: BackendPool(sc.backends), workerCount: workerCount)
                 var listeners: [RunningListener] = []
                 for address in sc.listen {
-                    let (fds, bound) = try openListener(address, backlog: sc.settings.backlog, workers: workerCount)
-                    for w in 0..<workerCount { sockets[w].append(WorkerListener(fd: fds[w], service: UInt16(index), id: nextID)) }
+                    let fds: [Int32], bound: SocketAddress
+                    if let k = inherited.firstIndex(where: { $0.matches(service: sc.name, configured: address) }) {
+                        (fds, bound) = try adopt(inherited.remove(at: k), backlog: sc.settings.backlog, workers: workerCount)
+                    } else {
+                        (fds, bound) = try openListener(address, backlog: sc.settings.backlog, workers: workerCount)
+                    }
+                    // One socket per worker; inherited ones beyond that go round the workers.
+                    for (i, fd) in fds.enumerated() {
+                        sockets[i % workerCount].append(WorkerListener(fd: fd, service: UInt16(index), id: nextID))
+                    }
                     listeners.append(RunningListener(configured: address, bound: bound, id: nextID))
                     nextID += 1
                 }
@@ -147,6 +163,21 @@ public final class LoadBalancer: Sendable {
             throw error
         }
         return (fds, bound)
+    }
+
+    /// Serves an address on sockets handed over by the previous process: all of them (closing one would
+    /// reset the connections in its queue), plus fresh SO_REUSEPORT ones if there are more workers now.
+    static func adopt(_ listener: Takeover.InheritedListener, backlog: Int32, workers: Int) throws(SystemError) -> ([Int32], SocketAddress) {
+        var fds = listener.fds
+        do throws(SystemError) {
+            while fds.count < workers {
+                fds.append(try Sockets.listen(on: listener.bound, backlog: backlog, reusePort: true, noDelay: true))
+            }
+        } catch {
+            for fd in fds { Sys.close(fd) }
+            throw error
+        }
+        return (fds, listener.bound)
     }
 
     private init(log: EventLog, workers: [WorkerShared], settings: WorkerSettings, state: RunState) {

@@ -52,11 +52,31 @@ if let demo {
     demoFarm = nil
 }
 
+// An upgrade: take the listening sockets of the lb serving at the takeover socket, if one does.
+var takeover: Takeover.Session?
+if let path = configuration.takeoverSocket {
+    do {
+        takeover = try Takeover.request(from: path)
+    } catch {
+        fail("--takeover-socket \(path): \(error)", code: 1)
+    }
+}
+
 let balancer: LoadBalancer
 do {
-    balancer = try LoadBalancer.start(configuration, log: log)
+    balancer = try LoadBalancer.start(configuration, log: log, inherited: takeover?.listeners ?? [])
 } catch {
+    takeover?.abandon()
     fail("\(error)", code: 1)
+}
+if let takeover {
+    do {
+        try takeover.ready()
+        let count = takeover.listeners.reduce(0) { $0 + $1.fds.count }
+        EventLog.writeStderr("lb: took over \(count) listening sockets from the running lb, which now drains")
+    } catch {
+        EventLog.writeStderr("lb: takeover: \(error) (both processes serve until the old one is stopped)")
+    }
 }
 
 let services = balancer.services
@@ -84,12 +104,25 @@ let controller = SignalController(balancer: balancer, reloadSource: reloadSource
 }
 if let error = notifier.notify("READY=1") { EventLog.writeStderr("lb: sd_notify: \(error)") }
 
+// Serve our sockets to the next upgrade; once handed over, drain as on SIGTERM.
+var takeoverServer: TakeoverServer?
+if let path = configuration.takeoverSocket {
+    do {
+        takeoverServer = try TakeoverServer.start(path: path, balancer: balancer) { _ = kill(getpid(), SIGTERM) }
+    } catch {
+        EventLog.writeStderr("lb: --takeover-socket \(path): \(error); serving without it")
+    }
+}
+
 let farm = demoFarm
 while true {
     switch controller.handle(SignalController.waitForSignal()) {
     case .keepServing:
         continue
     case .draining:
+        // No hand-over once draining (the listeners are closing); after one, this is a no-op.
+        takeoverServer?.stop()
+        takeoverServer = nil
         // Wait for the drain on another thread, so a second signal can cut it short.
         let drainTimeout = balancer.configuration.drainTimeout
         let waiter = try? OSThread.spawn {

@@ -77,7 +77,8 @@ int lb_ignore_sigpipe(void);
 // Monotonic clock in nanoseconds.
 uint64_t lb_monotonic_ns(void);
 
-// Unix-domain sockets (unix.c): sd_notify datagrams and the listener hand-over of an upgrade. A path
+// Unix-domain sockets (unix.c): sd_notify datagrams and the listener hand-over of an upgrade
+// (SOCK_SEQPACKET: each message keeps its boundary and the fds passed with it). A path
 // starting with '@' is in the abstract namespace. Return -1 with errno set on failure.
 #define LB_MAX_PASSED_FDS 250
 int lb_unix_datagram_send(const char *path, const void *buf, size_t len);
@@ -87,5 +88,9 @@ int lb_unix_connect(const char *path);
 ssize_t lb_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
 // recvmsg; received descriptors (close-on-exec) go to fds, their count to *nfds.
 ssize_t lb_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds);
+// Blocking accept4 with SOCK_CLOEXEC, EINTR retried.
+int lb_unix_accept(int fd);
+// SO_RCVTIMEO: a blocking receive gives up (EAGAIN) after this long.
+int lb_set_receive_timeout(int fd, int milliseconds);
 
 #endif

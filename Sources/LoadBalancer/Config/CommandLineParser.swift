@@ -53,6 +53,8 @@ public enum CommandLineParser {
       --seed S                seed choosing the faulty backends (default 1)
       --config FILE           read services and settings from a JSON file (docs/config.md);
                               flags given with it override the file's top-level settings
+      --takeover-socket PATH  upgrade without a dropped connection: take the listening sockets of the
+                              lb serving at PATH (if any), then serve them there to the next one
       --check                 validate the flags (and file), print a summary, exit 0 or 2
       --help, --version
     Durations take ms, s, m, h (250ms, 2s, 1m).
@@ -118,6 +120,12 @@ public enum CommandLineParser {
             state.configPath = try args.value(for: flag)
         case "--check":
             state.check = true
+        case "--takeover-socket":
+            let path = try args.value(for: flag)
+            guard !path.isEmpty, path.utf8.count < 100 else {
+                throw ConfigError(flag: flag, value: path, reason: "a socket path is 1 to 99 bytes")
+            }
+            state.config.takeoverSocket = path
         case "--listen":
             state.listens.append(try args.value(for: flag, ValueParsers.listenAddress))
         case "--backend":

@@ -48,6 +48,10 @@ public struct ConfigChange: Sendable, Equatable {
             restart("quiet", old.logBackendChanges ? "false" : "true", new.logBackendChanges ? "false" : "true")
             result.logBackendChanges = old.logBackendChanges
         }
+        if old.takeoverSocket != new.takeoverSocket {
+            restart("takeover_socket", old.takeoverSocket ?? "none", new.takeoverSocket ?? "none")
+            result.takeoverSocket = old.takeoverSocket
+        }
         self.result = result
 
         let before = old.effectiveServices, after = new.effectiveServices

@@ -45,6 +45,7 @@ public enum ConfigFile {
         "health_rise": ("--health-rise", .integer, .service),
         "health_fall": ("--health-fall", .integer, .service),
         "health_max_inflight": ("--health-max-inflight", .integer, .global),
+        "takeover_socket": ("--takeover-socket", .text, .global),
     ]
 
     /// Reads and parses `path`, then applies `overrides` (the command line: its `--config` and

@@ -69,6 +69,9 @@ public struct Configuration: Sendable, Equatable {
     /// Empty: one service named `default` made of `listen`, `backends` and the settings above (the
     /// flags). See `effectiveServices`.
     public var services: [ServiceConfiguration] = []
+    /// Where this process serves its listening sockets to a newer `lb` (and asks an older one for
+    /// them at start): `--takeover-socket PATH`. See `Takeover`.
+    public var takeoverSocket: String?
     /// The config file these settings came from (`--config`), read again on reload; nil for flags only.
     public var configFile: String?
 

@@ -185,6 +185,12 @@ struct Worker: ~Copyable {
         switch command {
         case .reconfigure(let change):
             apply(change)
+        case .exportListeners(let export):
+            var copies: [(id: UInt32, fd: Int32)] = []
+            for l in listeners where l.fd >= 0 && !draining {
+                if let fd = try? Sys.duplicate(l.fd) { copies.append((l.id, fd)) }
+            }
+            export.deliver(worker: shared.index, copies)
         case .drain(let deadline):
             if !draining {
                 draining = true

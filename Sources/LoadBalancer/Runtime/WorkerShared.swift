@@ -41,6 +41,18 @@ enum WorkerCommand: Sendable {
     /// A reload's share for this worker: services to add, settings to change, services to retire,
     /// listeners to open and close.
     case reconfigure(WorkerReconfiguration)
+    /// An upgrade: hand `export` a duplicate of each open listener (the worker keeps its own).
+    case exportListeners(ListenerExport)
+}
+
+/// Collects the workers' duplicated listeners for a takeover; each worker delivers once.
+final class ListenerExport: Sendable {
+    /// By worker index: (listener id, duplicated fd).
+    let delivered = Mutex<[Int: [(id: UInt32, fd: Int32)]]>([:])
+
+    func deliver(worker: Int, _ listeners: [(id: UInt32, fd: Int32)]) {
+        delivered.withLock { $0[worker] = listeners }
+    }
 }
 
 /// What a reload asks of one worker. The listeners' fds are already open (bound by the reloading

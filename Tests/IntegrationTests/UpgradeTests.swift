@@ -1,0 +1,66 @@
+import CShim
+import FakeBackends
+import Glibc
+import LoadBalancer
+import LoadGen
+import Synchronization
+import Testing
+
+/// Upgrades through `--takeover-socket`: each new `lb` process takes the listening sockets of the
+/// running one, which drains and exits, while new connections keep arriving.
+@Suite struct UpgradeTests {
+    init() { _ = lb_ignore_sigpipe() }
+
+    @Test func fiveUpgradesInARowUnderLoadDropNoConnection() throws {
+        let path = try #require(LbExecutableTests.binary, "the lb executable is not built next to the tests")
+        FileLimit.raiseToHard()
+        let farm = try FakeBackendFarm.start(FarmConfiguration(ephemeral: 2))
+        defer { farm.stop() }
+        let socketPath = "/tmp/lb-takeover-\(getpid())-\(MonotonicClock.now() % 1_000_000).sock"
+        defer { unlink(socketPath) }
+        // Port 0: the first process picks the port; each successor inherits the bound sockets.
+        let arguments = ["--listen", "127.0.0.1:0", "--workers", "2", "--drain-timeout", "5s", "--takeover-socket", socketPath]
+            + farm.addresses.flatMap { ["--backend", $0.description] }
+        var processes = [try Subprocess(path, arguments)]
+        let address = try #require(
+            eventually { processes[0].stderr.contains("lb: listening on ") } ? ConfigFileExecutableTests.firstListener(processes[0].stderr) : nil,
+            "no start-up line: \(processes[0].stderr)")
+
+        // Open loop, a new connection per request: 1,200 a second for 6 seconds.
+        var load = LoadConfiguration(target: LoadTarget(address: address, path: "/"))
+        load.rate = 1200
+        load.requests = 7_200
+        load.concurrency = 64
+        load.threads = 1
+        load.timeout = .seconds(5)
+        let report = Mutex<LoadReport?>(nil)
+        let loadConfig = load
+        let loader = OSThread.start {
+            let r = try? LoadGenerator.run(loadConfig)
+            report.withLock { $0 = r }
+        }
+        var upgrades = 0
+        for _ in 0..<5 {
+            let old = processes.last!
+            let new = try Subprocess(path, arguments)
+            processes.append(new)
+            #expect(eventually { new.stderr.contains("lb: took over 2 listening sockets") }, "\(new.stderr)")
+            #expect(old.waitForExit() == 0)
+            #expect(old.stderr.contains("lb: takeover: listening sockets handed to the new lb; draining"))
+            #expect(new.stderr.contains("lb: listening on \(address) "))
+            upgrades += 1
+            observationWindow(.milliseconds(300))  // let the new process serve a while before the next upgrade
+        }
+        // The load overlapped all five upgrades: it was still running after the last.
+        #expect(report.withLock { $0 == nil })
+        loader.join()
+        #expect(upgrades == 5)
+        let r = try #require(report.withLock { $0 })
+        #expect(r.completed == 7_200)
+        #expect(r.failed == 0, "\(r.errors)")
+        let last = processes.last!
+        #expect(backendHeader(httpGet(address).text) != nil)
+        last.signal(SIGTERM)
+        #expect(last.waitForExit() == 0)
+    }
+}

@@ -13,6 +13,9 @@ public final class LoadBalancer: Sendable {
     let state: Mutex<RunState>
     /// Held for a whole reload, so two never interleave.
     let reloading = Mutex<Void>(())
+    private let draining = Atomic<Bool>(false)
+    /// Monotonic ns when it started (uptime).
+    public let startedAt = MonotonicClock.now()
 
     /// A service as it runs: the shared object, its configuration, and its listeners (one id each,
     /// one socket per worker behind it).
@@ -113,7 +116,7 @@ public final class LoadBalancer: Sendable {
         let perWorker = running.map { ($0.service, ServiceRunSettings($0.config.settings, workerBufferSize: settings.bufferSize)) }
         do throws(SystemError) {
             for w in 0..<workerCount {
-                let s = try WorkerShared(index: w)
+                let s = try WorkerShared(index: w, accessLogCapacity: configuration.accessLog?.bufferPerWorker ?? 0)
                 shared.append(s)
                 let worker = try Worker(shared: s, services: perWorker, log: log, settings: settings, listeners: sockets[w])
                 boots.append(WorkerBoot(worker))
@@ -148,13 +151,15 @@ public final class LoadBalancer: Sendable {
     /// One SO_REUSEPORT listener per worker on `address`; returns them and the bound address (port 0
     /// resolved by the first). On error, closes what it opened and throws.
     static func openListener(_ address: SocketAddress, backlog: Int32, workers: Int) throws(SystemError) -> ([Int32], SocketAddress) {
+        // SO_REUSEPORT would let this join another process's listening group unnoticed.
+        try Sockets.requireUnused(address)
         var fds: [Int32] = []
         var bound = address
         do throws(SystemError) {
             for _ in 0..<workers {
                 var a = address
                 if address.port == 0 && !fds.isEmpty { a = bound }
-                let fd = try Sockets.listen(on: a, backlog: backlog, reusePort: true, noDelay: true)
+                let fd = try Sockets.listen(on: a, backlog: backlog, reusePort: true, proxied: true)
                 fds.append(fd)
                 if fds.count == 1 && address.port == 0 { bound.port = try Sys.localAddress(of: fd).port }
             }
@@ -171,7 +176,8 @@ public final class LoadBalancer: Sendable {
         var fds = listener.fds
         do throws(SystemError) {
             while fds.count < workers {
-                fds.append(try Sockets.listen(on: listener.bound, backlog: backlog, reusePort: true, noDelay: true))
+                // No `requireUnused` here: the address is ours, held by the sockets just handed over.
+                fds.append(try Sockets.listen(on: listener.bound, backlog: backlog, reusePort: true, proxied: true))
             }
         } catch {
             for fd in fds { Sys.close(fd) }
@@ -191,6 +197,7 @@ public final class LoadBalancer: Sendable {
     /// Closes the listeners at once and lets open pairs finish for up to `drainTimeout`; then the
     /// workers close what is left and stop. Returns immediately; `wait` joins.
     public func beginDrain() {
+        draining.store(true, ordering: .relaxed)
         let deadline = MonotonicClock.now() &+ configuration.drainTimeout.nanoseconds
         for w in workers { w.send(.drain(deadline: deadline)) }
     }
@@ -205,13 +212,14 @@ public final class LoadBalancer: Sendable {
         guard let (service, health, plain) = found else { return .failure(.unknown(address)) }
         let result = service.pool.markDown(address, rise: health.rise, fall: health.fall)
         if case .success(true) = result {
-            log.log("backend \(plain ? "" : service.name + "/")\(address) down: marked down by hand")
+            log.backendChanged(address, "down", plain ? "marked down by hand" : "marked down by hand, service \(service.name)")
         }
         return result
     }
 
     /// Closes everything now.
     public func stopNow() {
+        draining.store(true, ordering: .relaxed)
         for w in workers { w.send(.stop) }
     }
 
@@ -249,6 +257,17 @@ public final class LoadBalancer: Sendable {
     public var workerCounters: [WorkerCounters] { workers.map(\.counters) }
 
     public var workerCount: Int { workers.count }
+
+    /// True once a drain or stop began (the admin API's `/healthz` answers 503 from then on).
+    public var isDraining: Bool { draining.load(ordering: .relaxed) }
+
+    /// Counters, close reasons, connect failure causes and histograms, summed over workers. Reads only
+    /// the workers' own cells: a scrape never pauses or slows a worker.
+    public var metrics: MetricsSnapshot { MetricsSnapshot.sum(workers) }
+
+    /// Each worker's ring of closed-pair records (empty when the access log is off): the access-log
+    /// writer drains them. One consumer at a time.
+    public var accessLogRings: [AccessLogRing] { workers.compactMap(\.accessLog) }
 
     deinit {
         let pending = threads.withLock { $0 }

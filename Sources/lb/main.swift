@@ -1,10 +1,11 @@
+import Admin
 import CShim
 import Glibc
 import LoadBalancer
 
 // `lb`: parse flags (exit 2 on any bad one), start the balancer, serve until SIGTERM/SIGINT, drain, exit 0.
 // A second signal during the drain closes everything at once; SIGHUP reloads the config file. What each
-// signal does is `SignalController`'s (in the library, tested in-process).
+// signal does is `SignalController`'s (in the library, tested in-process); SIGUSR1 reopens the access log.
 
 _ = lb_ignore_sigpipe()
 // Blocked before any thread starts, so every worker inherits the mask and only sigwait sees them.
@@ -69,6 +70,19 @@ do {
     takeover?.abandon()
     fail("\(error)", code: 1)
 }
+let accessLog: AccessLogWriter?
+let admin: AdminServer?
+do throws(AdminError) {
+    accessLog = try configuration.accessLog.map { settings throws(AdminError) in try AccessLogWriter.start(balancer, settings) }
+    let token = try configuration.adminTokenFile.map { path throws(AdminError) in try AdminToken.load(from: path) }
+    admin = try configuration.admin.map { address throws(AdminError) in try AdminServer.start(balancer, on: address, token: token) }
+} catch {
+    takeover?.abandon()
+    balancer.stopNow()
+    balancer.wait(timeout: .seconds(5))
+    fail(error.description, code: 1)
+}
+
 if let takeover {
     do {
         try takeover.ready()
@@ -90,6 +104,7 @@ EventLog.writeStderr(
     "lb: listening on \(listeners) with \(balancer.workerCount) worker\(balancer.workerCount == 1 ? "" : "s"), "
         + (services.count == 1 ? "" : "\(services.count) services, ")
         + "\(services.reduce(0) { $0 + $1.pool.count }) backends" + (demoFarm.map { " (demo farm: \($0.summary))" } ?? ""))
+if let admin { EventLog.writeStderr("lb: admin API and dashboard on \(admin.url)") }
 
 let notifier = SystemdNotifier.fromEnvironment()
 let reloadSource: (@Sendable () throws(ConfigError) -> Configuration)?
@@ -99,7 +114,9 @@ if let path = configuration.configFile {
 } else {
     reloadSource = nil
 }
-let controller = SignalController(balancer: balancer, reloadSource: reloadSource) { state in
+let reopenLogs: (@Sendable () -> Void)?
+if let writer = accessLog { reopenLogs = { writer.reopen() } } else { reopenLogs = nil }
+let controller = SignalController(balancer: balancer, reloadSource: reloadSource, reopenLogs: reopenLogs) { state in
     if let error = notifier.notify(state) { EventLog.writeStderr("lb: sd_notify: \(error)") }
 }
 if let error = notifier.notify("READY=1") { EventLog.writeStderr("lb: sd_notify: \(error)") }
@@ -129,6 +146,7 @@ while true {
             balancer.wait(timeout: drainTimeout + .seconds(5))
             let c = balancer.counters
             EventLog.writeStderr("lb: stopped after \(c[.accepted]) connections (\(c[.badGateways]) answered 502)")
+            accessLog?.stop()
             farm?.stop()
             exit(0)
         }
@@ -136,6 +154,7 @@ while true {
     case .stopNow:
         balancer.stopNow()
         balancer.wait(timeout: .seconds(5))
+        accessLog?.stop()
         exit(0)
     }
 }

@@ -98,7 +98,6 @@ import Testing
         ])
         let lb = try LoadBalancer.start(config, log: EventLog(echoToStderr: false))
         defer { lb.stopNow(); lb.wait() }
-        config.services[0].listen = lb.listenAddresses(of: "keep")  // port 0 stays port 0 in a diff; be explicit anyway
         var pairs: [Int32] = []
         defer { for fd in pairs { close(fd) } }
         for address in [lb.listenAddresses(of: "keep")[0], lb.listenAddresses(of: "gone")[0]] {
@@ -147,9 +146,9 @@ import Testing
         let lb = try LoadBalancer.start(config, log: EventLog(echoToStderr: false))
         defer { lb.stopNow(); lb.wait() }
         let states = Mutex<[String]>([])
-        let controller = SignalController(balancer: lb, reloadSource: { () throws(ConfigError) in try ConfigFile.load(file) }) { s in
+        let controller = SignalController(balancer: lb, reloadSource: { () throws(ConfigError) in try ConfigFile.load(file) }, notify: { s in
             states.withLock { $0.append(s) }
-        }
+        })
         func rewrite(_ text: String) {
             let fd = open(file, O_WRONLY | O_TRUNC)
             _ = Array(text.utf8).withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
@@ -168,7 +167,7 @@ import Testing
 
         #expect(controller.handle(SIGUSR1) == .keepServing)
         #expect(controller.handle(SIGUSR2) == .keepServing)
-        #expect(lb.log.recent.suffix(2) == ["SIGUSR1: logs go to stderr, nothing to reopen; nothing changed", "SIGUSR2: ignored; nothing changed"])
+        #expect(lb.log.recent.suffix(2) == ["SIGUSR1: no access log to reopen; nothing changed", "SIGUSR2: ignored; nothing changed"])
         #expect(backendHeader(httpGet(lb.listenAddresses[0]).text) == "2")
 
         #expect(controller.handle(SIGTERM) == .draining)

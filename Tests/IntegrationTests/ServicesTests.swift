@@ -91,7 +91,7 @@ import Testing
         #expect(eventually { checked.pool.info(gone.address)?.isUp == false })
         #expect(unchecked.pool.info(gone.address)?.isUp == true)
         #expect(unchecked.pool.downBackends == 0)
-        #expect(lb.log.recent.contains { $0.hasPrefix("backend checked/\(gone.address) down") })
+        #expect(lb.log.recent.contains { $0.hasPrefix("backend \(gone.address) down: ") && $0.hasSuffix(", service checked") })
     }
 }
 
@@ -182,7 +182,7 @@ extension ConfigFileExecutableTests {
         let address = try #require(eventually { lb.stderr.contains("lb: listening on ") } ? ConfigFileExecutableTests.firstListener(lb.stderr) : nil)
         for (signal, line) in [
             (SIGHUP, "lb: SIGHUP: no config file to reload (started with flags only); nothing changed"),
-            (SIGUSR1, "lb: SIGUSR1: logs go to stderr, nothing to reopen; nothing changed"),
+            (SIGUSR1, "lb: SIGUSR1: no access log to reopen; nothing changed"),
             (SIGUSR2, "lb: SIGUSR2: ignored; nothing changed"),
         ] {
             lb.signal(signal)

@@ -53,7 +53,7 @@ public enum ConfigFile {
     public static func load(_ path: String, overrides: [String] = []) throws(ConfigError) -> Configuration {
         let bytes: [UInt8]
         do {
-            bytes = try Sys.readFile(path)
+            bytes = try Sys.readFile(path, limit: 16 << 20)
         } catch {
             throw ConfigError(flag: path, value: nil, reason: "cannot read: \(SystemError.message(for: error.errno))")
         }

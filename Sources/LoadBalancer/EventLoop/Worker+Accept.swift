@@ -73,11 +73,18 @@ extension Worker {
         guard listener < listeners.count, listenersRegistered else { return }
         let lfd = listeners[listener].fd
         let service = listeners[listener].service
+        // Access-log records name the listener by its position in `LoadBalancer.listenAddresses` as
+        // started: ids are handed out in that order from 1 (listeners a reload adds come after, and
+        // print as "-").
+        let position = Int(listeners[listener].id) - 1
         guard lfd >= 0 else { return }
+        // The client's address is asked for only when the access log will print it.
+        var peer = SocketAddress()
+        let wantsPeer = peers != nil
         for _ in 0..<Self.acceptsPerEvent {
             let result: IOResult
             do {
-                result = try Sys.accept(lfd, peer: nil)
+                result = wantsPeer ? try Sys.accept(lfd, peer: &peer) : try Sys.accept(lfd, peer: nil)
             } catch {
                 switch error.errno {
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
@@ -92,7 +99,7 @@ extension Worker {
             }
             guard case .done(let raw) = result else { return }
             let fd = Int32(raw)
-            startPair(clientFD: fd, service: service)
+            startPair(clientFD: fd, service: service, listener: position, peer: peer)
             if Int(fd) >= settings.fdLimit - settings.fdReserve {
                 pauseListeners(.reserveReached(fd: fd))
                 return
@@ -100,12 +107,15 @@ extension Worker {
         }
     }
 
-    private mutating func startPair(clientFD fd: Int32, service: UInt16) {
+    private mutating func startPair(clientFD fd: Int32, service: UInt16, listener: Int, peer: SocketAddress) {
         let index = allocatePair()
         let p = pairs + Int(index)
         p.pointee.clientFD = fd
         p.pointee.service = service
         p.pointee.lastActivity = now
+        p.pointee.acceptedAt = now
+        p.pointee.listener = UInt16(truncatingIfNeeded: listener)
+        peers?[Int(index)] = peer
         do {
             try epoll.add(fd, events: Self.streamEvents, data: EventTag.make(EventTag.client, index: index, generation: p.pointee.generation))
         } catch {
@@ -128,5 +138,6 @@ extension Worker {
 
     /// Stream sockets are registered once, edge-triggered for both directions, and never modified:
     /// backpressure is "do not read", which costs no epoll_ctl.
-    static let streamEvents: UInt32 = EpollEvents.input | EpollEvents.output | EpollEvents.readHangup | EpollEvents.edgeTriggered
+    static let streamEvents: UInt32 =
+        EpollEvents.input | EpollEvents.priority | EpollEvents.output | EpollEvents.readHangup | EpollEvents.edgeTriggered
 }

@@ -48,7 +48,7 @@ extension Worker {
             services = grown
             serviceCapacity *= 2
         }
-        (services + serviceCount).initialize(to: WorkerService(service: service, settings: runSettings, workerIndex: shared.index, now: now))
+        (services + serviceCount).initialize(to: WorkerService(service: service, settings: runSettings, panicThreshold: settings.panicThreshold, workerIndex: shared.index, now: now))
         services[serviceCount].view.rebuild(from: service.pool)
         serviceCount += 1
     }

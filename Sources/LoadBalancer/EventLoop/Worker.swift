@@ -33,6 +33,9 @@ struct Worker: ~Copyable {
     var lastPauseLog: UInt64 = 0
 
     var pairs: UnsafeMutablePointer<ConnectionPair>
+    /// Client addresses by pair slot, kept only while the access log is on (nil otherwise, so a pair
+    /// costs no more memory when nobody reads them).
+    var peers: UnsafeMutablePointer<SocketAddress>?
     var pairCapacity: Int
     var freeHead: Int32 = -1
     var activePairs = 0
@@ -65,6 +68,10 @@ struct Worker: ~Copyable {
         pairCapacity = 256
         pairs = .allocate(capacity: pairCapacity)
         pairs.initialize(repeating: ConnectionPair(), count: pairCapacity)
+        if shared.accessLog != nil {
+            peers = .allocate(capacity: pairCapacity)
+            peers!.initialize(repeating: SocketAddress(), count: pairCapacity)
+        }
         timers = TimerWheel(capacity: pairCapacity, now: now)
         buffers = BufferPool(size: settings.bufferSize)
         pipes = PipePool()
@@ -73,7 +80,7 @@ struct Worker: ~Copyable {
         self.services = .allocate(capacity: serviceCapacity)
         for (service, runSettings) in services {
             precondition(service.index == serviceCount, "services are indexed in order")
-            (self.services + serviceCount).initialize(to: WorkerService(service: service, settings: runSettings, workerIndex: shared.index, now: now))
+            (self.services + serviceCount).initialize(to: WorkerService(service: service, settings: runSettings, panicThreshold: settings.panicThreshold, workerIndex: shared.index, now: now))
             serviceCount += 1
         }
         for i in stride(from: pairCapacity - 1, through: 0, by: -1) {
@@ -92,6 +99,7 @@ struct Worker: ~Copyable {
         if spareFD >= 0 { Sys.close(spareFD) }
         pairs.deinitialize(count: pairCapacity)
         pairs.deallocate()
+        peers?.deallocate()
         scratch.deallocate()
     }
 
@@ -224,8 +232,8 @@ struct Worker: ~Copyable {
     private mutating func closeEverything() {
         for i in 0..<pairCapacity where pairs[i].inUse {
             let p = pairs + i
-            _ = p.pointee.lifecycle.drainExpired()
-            closePair(p, reset: false)
+            let actions = p.pointee.lifecycle.drainExpired()
+            closePair(p, reset: !actions.contains(.close))
         }
         closeAllProbes()
         closeListeners()
@@ -271,6 +279,13 @@ struct Worker: ~Copyable {
         (grown + pairCapacity).initialize(repeating: ConnectionPair(), count: newCapacity - pairCapacity)
         pairs.deallocate()
         pairs = grown
+        if let old = peers {
+            let grownPeers = UnsafeMutablePointer<SocketAddress>.allocate(capacity: newCapacity)
+            grownPeers.moveInitialize(from: old, count: pairCapacity)
+            (grownPeers + pairCapacity).initialize(repeating: SocketAddress(), count: newCapacity - pairCapacity)
+            old.deallocate()
+            peers = grownPeers
+        }
         for i in stride(from: newCapacity - 1, through: pairCapacity, by: -1) {
             pairs[i].nextFree = freeHead
             freeHead = Int32(i)

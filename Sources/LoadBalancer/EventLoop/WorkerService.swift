@@ -5,7 +5,7 @@ struct WorkerService: ~Copyable {
     let service: Service
     let pool: BackendPool
     var settings: ServiceRunSettings
-    var view = RoundRobinView()
+    var view: RoundRobinView
     var walk: ProbeWalk
     /// Pairs of this service open on this worker.
     var activePairs = 0
@@ -14,8 +14,9 @@ struct WorkerService: ~Copyable {
     var retired = false
     var retireDeadline: UInt64 = 0
 
-    init(service: Service, settings: ServiceRunSettings, workerIndex: Int, now: UInt64) {
+    init(service: Service, settings: ServiceRunSettings, panicThreshold: Int?, workerIndex: Int, now: UInt64) {
         self.service = service
+        view = RoundRobinView(panicThreshold: panicThreshold)
         pool = service.pool
         self.settings = settings
         walk = ProbeWalk(settings: settings, workerIndex: workerIndex, backendCapacity: service.pool.table.capacity, now: now)

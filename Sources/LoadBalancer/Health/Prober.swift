@@ -10,6 +10,8 @@ struct Prober: ~Copyable {
         var service: UInt16 = 0
         var inUse = false
         var requestSent = false
+        /// Asked for by an idle timeout: a failure here asks for another until `fall` or a pass.
+        var confirm = false
         var nextFree: Int32 = -1
         /// First bytes of an HTTP answer: "HTTP/1.1 200" is 12.
         var head: (UInt64, UInt64) = (0, 0)
@@ -30,6 +32,14 @@ struct Prober: ~Copyable {
     /// close() saved per probe, about a quarter of a TCP probe's cost here (ci/probe-floor.c).
     var reusable: (v4: Int32, v6: Int32) = (-1, -1)
 
+    /// Backends to check now, ahead of the walk and whatever the mode: a pair that idled out while its
+    /// client waited asks for one (`request`). A fixed ring; a request that finds it full is dropped,
+    /// as the next idle timeout will ask again.
+    let requested: UnsafeMutablePointer<(service: UInt16, id: BackendID)>
+    static let requestCapacity = 64
+    var requestedHead = 0
+    var requestedCount = 0
+
     init(settings: WorkerSettings, workerIndex: Int, now: UInt64) {
         self.workerIndex = workerIndex
         workerCount = settings.workerCount
@@ -41,11 +51,27 @@ struct Prober: ~Copyable {
             freeHead = Int32(i)
         }
         wheel = TimerWheel(capacity: capacity, now: now)
+        requested = .allocate(capacity: Self.requestCapacity)
     }
 
     deinit {
         slots.deinitialize(count: capacity)
         slots.deallocate()
+        requested.deallocate()
+    }
+
+    mutating func request(_ id: BackendID, service: UInt16) {
+        guard requestedCount < Self.requestCapacity else { return }
+        requested[(requestedHead + requestedCount) % Self.requestCapacity] = (service, id)
+        requestedCount += 1
+    }
+
+    mutating func nextRequest() -> (service: UInt16, id: BackendID)? {
+        guard requestedCount > 0 else { return nil }
+        let r = requested[requestedHead]
+        requestedHead = (requestedHead + 1) % Self.requestCapacity
+        requestedCount -= 1
+        return r
     }
 
     mutating func allocate() -> Int32? {

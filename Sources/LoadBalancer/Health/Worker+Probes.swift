@@ -3,6 +3,7 @@ import Glibc
 extension Worker {
     /// Walks this worker's share of each service's pool and starts the probes that are due.
     mutating func runProbeSchedule() {
+        startRequestedChecks()
         for i in 0..<serviceCount where !services[i].retired {
             runProbeSchedule(services + i)
         }
@@ -37,19 +38,35 @@ extension Worker {
         }
     }
 
-    private func needsProbe(_ id: BackendID, _ svc: UnsafeMutablePointer<WorkerService>) -> Bool {
-        guard Int(id) < svc.pointee.walk.probingCapacity else { return false }
-        if svc.pointee.walk.downOnly { return !svc.pointee.pool.table.healthState(id).isUp }
-        return svc.pointee.pool.table.admin[Int(id)].load(ordering: .relaxed) != AdminState.removed.rawValue
+    /// Checks asked for by idle timeouts, started before the walk (one per backend at a time: a probe
+    /// already in flight answers for it).
+    private mutating func startRequestedChecks() {
+        while prober.requestedCount > 0 && prober.inFlight < prober.capacity, let (service, id) = prober.nextRequest() {
+            guard Int(service) < serviceCount else { continue }
+            let svc = services + Int(service)
+            guard !svc.pointee.retired, Int(id) < svc.pointee.walk.probingCapacity, !svc.pointee.walk.probing[Int(id)],
+                  svc.pointee.pool.table.isActive(id) else { continue }
+            startProbe(id, svc, confirm: true)
+        }
     }
 
-    private mutating func startProbe(_ id: BackendID, _ svc: UnsafeMutablePointer<WorkerService>) {
+    private func needsProbe(_ id: BackendID, _ svc: UnsafeMutablePointer<WorkerService>) -> Bool {
+        guard Int(id) < svc.pointee.walk.probingCapacity else { return false }
+        let table = svc.pointee.pool.table
+        let admin = table.admin[Int(id)].load(ordering: .relaxed)
+        if admin == AdminState.removed.rawValue || admin == AdminState.disabled.rawValue { return false }
+        if svc.pointee.walk.downOnly { return !table.healthState(id).isUp }
+        return true
+    }
+
+    private mutating func startProbe(_ id: BackendID, _ svc: UnsafeMutablePointer<WorkerService>, confirm: Bool = false) {
         guard let slot = prober.allocate() else { return }
         shared.bump(.probesStarted)
         let address = svc.pointee.pool.table.addresses[Int(id)]
         let s = prober.slots + Int(slot)
         s.pointee.backend = id
         s.pointee.service = UInt16(svc - services)
+        s.pointee.confirm = confirm
         svc.pointee.walk.probing[Int(id)] = true
         let tcp = svc.pointee.walk.httpRequest.isEmpty
         var fd = tcp ? takeReusableProbeSocket(v6: address.isIPv6) : -1
@@ -186,9 +203,12 @@ extension Worker {
     private mutating func finishProbe(_ slot: Int32, ok: Bool, failure: ConnectFailure, httpStatus: Bool = false, timedOut: Bool = false) {
         let s = prober.slots + Int(slot)
         let id = s.pointee.backend
-        let svc = services + Int(s.pointee.service)
+        let confirm = s.pointee.confirm
+        // An HTTP probe that timed out after sending its request had connected: the answer is what failed.
+        let answerMissing = timedOut && s.pointee.requestSent
         if s.pointee.fd >= 0 { Sys.close(s.pointee.fd) }
         if !timedOut { prober.wheel.cancel(slot) }
+        let svc = services + Int(s.pointee.service)
         svc.pointee.walk.probing[Int(id)] = false
         prober.free(slot)
         if !ok { shared.bump(.probesFailed) }
@@ -197,12 +217,17 @@ extension Worker {
         let (transition, state) = svc.pointee.pool.apply(event, to: id, rise: settings.rise, fall: settings.fall)
         switch transition {
         case .wentUp:
-            log.log("\(backendName(id, svc)) up: health check passed (\(settings.rise)/\(settings.rise))")
+            backendChanged(id, svc, "up", "health check passed (\(settings.rise)/\(settings.rise))")
         case .wentDown:
-            let why = httpStatus ? "health check got a non-2xx answer" : "health check failed: \(failure)"
-            log.log("\(backendName(id, svc)) down: \(why) (\(state.failStreak)/\(settings.fall))")
+            let why =
+                httpStatus ? "health check got a non-2xx answer"
+                : answerMissing ? "health check got no answer in time" : "health check failed: \(failure)"
+            let after = confirm ? " after an idle timeout" : ""
+            backendChanged(id, svc, "down", "\(why)\(after) (\(state.failStreak)/\(settings.fall))")
         case .none:
-            break
+            // A failed confirmation of an idle timeout asks again at once: `fall` failures in a row, or
+            // one pass, settle it, with no traffic needed.
+            if confirm && !ok && state.isUp { prober.request(id, service: UInt16(svc - services)) }
         }
     }
 

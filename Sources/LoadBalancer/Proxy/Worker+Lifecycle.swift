@@ -6,6 +6,10 @@ extension Worker {
     mutating func execute(_ p: UnsafeMutablePointer<ConnectionPair>, _ actions: PairActions) -> Bool {
         let flags = actions.flags
         if flags.isEmpty { return true }
+        if flags.contains(.discardBackend) {
+            shared.countConnectFailure(actions.failure)
+            if flags.contains(.connect) { shared.bump(.retries) }
+        }
         if flags.contains(.markBackendFailed) { backendFailed(p.pointee.backend, of: p, actions.failure) }
         if flags.contains(.reportSilentBackend) { backendSilent(p.pointee.backend, of: p) }
         if flags.contains(.discardBackend) { detachBackend(p, reset: true) }
@@ -25,6 +29,8 @@ extension Worker {
         if flags.contains(.lingerClient) { return endClient(p, badGateway: flags.contains(.sendBadGateway)) }
         if flags.contains(.connect) { return connectNext(p) }
         if flags.contains(.startForwarding) {
+            p.pointee.connectedAt = now
+            shared.observeConnect(nanoseconds: now &- p.pointee.acceptedAt)
             // Bytes the client sent while we connected are still in its socket: read them now.
             if p.pointee.up.readable || p.pointee.up.sourceHup {
                 guard pump(p, upstream: true) else { return false }
@@ -49,11 +55,14 @@ extension Worker {
         let address = pool.table.addresses[Int(id)]
         guard let fd = backendSocket(family: address.family) else {
             // Our own failure (fd exhaustion even after the spare), not the backend's: do not mark it.
-            return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: pairSettings(p)))
+            return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: pairSettings(p), reason: .limit))
         }
+        // Accepted client sockets inherit both options from the listener; this side pays one call each.
         _ = try? Sys.setNoDelay(fd)
+        _ = try? Sys.setUrgentInline(fd)
         p.pointee.backendFD = fd
         p.pointee.backend = id
+        shared.bump(.connectAttempts)
         pool.table.activeConnections[Int(id)].add(1, ordering: .relaxed)
         pool.table.totalConnections[Int(id)].add(1, ordering: .relaxed)
         let result: Sys.ConnectResult
@@ -111,6 +120,7 @@ extension Worker {
 
     mutating func closePair(_ p: UnsafeMutablePointer<ConnectionPair>, reset: Bool) {
         timers.cancel(Int32(p - pairs))
+        recordClose(p)
         let up = p.pointee.bytesUp, down = p.pointee.bytesDown
         if p.pointee.clientFD >= 0 {
             if reset { _ = try? Sys.setLingerReset(p.pointee.clientFD) }
@@ -146,7 +156,7 @@ extension Worker {
             (try? Sys.write(fd, raw.baseAddress!, raw.count)) == .done(raw.count)
         }
         guard ok, (try? Sys.shutdownWrite(fd)) != nil else {
-            return execute(p, p.pointee.lifecycle.failed())
+            return execute(p, p.pointee.lifecycle.failed(.client))
         }
         return discardClientInput(p)
     }
@@ -159,7 +169,7 @@ extension Worker {
             do {
                 result = try Sys.receive(fd, scratch, service(p).pointee.settings.bufferSize)
             } catch {
-                return execute(p, p.pointee.lifecycle.failed())
+                return execute(p, p.pointee.lifecycle.failed(.client))
             }
             switch result {
             case .wouldBlock:
@@ -182,18 +192,17 @@ extension Worker {
         shared.bump(.connectFailures)
         let (transition, state) = pool.apply(.connectFailed(failure), to: id, rise: settings.rise, fall: settings.fall)
         if transition == .wentDown {
-            log.log("\(backendName(id, s)) down: \(failure) (\(state.failStreak)/\(settings.fall))")
+            // A failed connect marks down at once: the count is the failures that really happened.
+            backendChanged(id, s, "down", "connect failed: \(failure) (\(state.failStreak) in a row)")
         }
     }
 
+    /// The pair idled out while its client waited for an answer. A silent backend may be hung, or may
+    /// speak a protocol that goes quiet by design (a log sink, a blocking pop, a long poll): a health
+    /// check of it decides, and the timeout alone counts for nothing.
     private mutating func backendSilent(_ id: BackendID, of p: UnsafeMutablePointer<ConnectionPair>) {
-        guard id >= 0 else { return }
-        let s = service(p)
-        let pool = s.pointee.pool, settings = s.pointee.settings
-        let (transition, state) = pool.apply(.silentTimeout, to: id, rise: settings.rise, fall: settings.fall)
-        if transition == .wentDown {
-            log.log("\(backendName(id, s)) down: no answer before the idle timeout (\(state.failStreak)/\(settings.fall))")
-        }
+        guard id >= 0, settings.checkOnIdle else { return }
+        prober.request(id, service: p.pointee.service)
     }
 
     /// The backend answered: clear a run of silent timeouts. Reads the health word first so the
@@ -206,11 +215,11 @@ extension Worker {
         }
     }
 
-    /// "backend ADDR" for the one service `default` (the log reads as it did before services), else
-    /// "backend web/ADDR": the same address in two services is two backends.
-    func backendName(_ id: BackendID, _ s: UnsafeMutablePointer<WorkerService>) -> String {
+    /// Logs a backend's state change (and keeps it as an event). With more than the one `default`
+    /// service the cause names the service: the same address in two services is two backends.
+    func backendChanged(_ id: BackendID, _ s: UnsafeMutablePointer<WorkerService>, _ state: String, _ cause: String) {
         let address = s.pointee.pool.table.addresses[Int(id)]
-        if serviceCount == 1 && s.pointee.service.name == "default" { return "backend \(address)" }
-        return "backend \(s.pointee.service.name)/\(address)"
+        let plain = serviceCount == 1 && s.pointee.service.name == "default"
+        log.backendChanged(address, state, plain ? cause : "\(cause), service \(s.pointee.service.name)")
     }
 }

@@ -9,7 +9,7 @@ import Synchronization
 ///   closes everything now.
 /// - HUP: reload the config file; without one, one line and nothing changes. A file that fails to
 ///   read, parse or validate, or an address that cannot be bound, changes nothing: one line says why.
-/// - USR1: reopen logs. lb writes to stderr only, so there is nothing to reopen: one line.
+/// - USR1: reopen the access log (logrotate); without one, one line and nothing changes.
 /// - USR2: one line, nothing changes.
 /// No signal a supervisor habitually sends kills a serving lb (HUP, USR1 and USR2 end a process by
 /// default).
@@ -30,14 +30,17 @@ public final class SignalController: Sendable {
     let reloadSource: (@Sendable () throws(ConfigError) -> Configuration)?
     /// Told of state changes: sd_notify's "READY=1", "RELOADING=1", "STOPPING=1".
     let notify: @Sendable (String) -> Void
+    /// Reopens the access log; nil when there is none.
+    let reopenLogs: (@Sendable () -> Void)?
     private let draining = Atomic<Bool>(false)
 
     public init(
         balancer: LoadBalancer, reloadSource: (@Sendable () throws(ConfigError) -> Configuration)?,
-        notify: @escaping @Sendable (String) -> Void = { _ in }
+        reopenLogs: (@Sendable () -> Void)? = nil, notify: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.balancer = balancer
         self.reloadSource = reloadSource
+        self.reopenLogs = reopenLogs
         self.notify = notify
     }
 
@@ -85,7 +88,11 @@ public final class SignalController: Sendable {
             }
             return .keepServing
         case SIGUSR1:
-            log.announce("SIGUSR1: logs go to stderr, nothing to reopen; nothing changed")
+            if let reopenLogs {
+                reopenLogs()
+            } else {
+                log.announce("SIGUSR1: no access log to reopen; nothing changed")
+            }
             return .keepServing
         default:
             log.announce("\(Self.name(signal)): ignored; nothing changed")

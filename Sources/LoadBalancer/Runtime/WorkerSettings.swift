@@ -6,6 +6,8 @@ struct WorkerSettings: Sendable {
     var bufferSize: Int
     var splice: Bool
     var maxProbesInFlight: Int
+    var panicThreshold: Int?
+    var checkOnIdle: Bool
     var workerCount: Int
     /// Accepting pauses once an accepted fd reaches `fdLimit - fdReserve`: the reserve keeps health
     /// checks (and the admin interface) working while clients exhaust the process's fds.
@@ -20,6 +22,8 @@ struct WorkerSettings: Sendable {
         bufferSize = config.effectiveServices.map(\.settings.bufferSize).max() ?? config.bufferSize
         splice = config.splice
         maxProbesInFlight = config.health.maxInFlight
+        panicThreshold = config.panicThreshold
+        checkOnIdle = config.checkOnIdle
         workerCount = workers
         self.fdLimit = fdLimit
         fdReserve = min(max(32, fdLimit / 100), fdLimit / 4)

@@ -132,3 +132,21 @@ import Testing
         #expect(throws: ParseFailure.self) { try JSONValue.parse("\"\u{1}\"").get() }
     }
 }
+
+extension ConfigFileTests {
+    @Test func flagsOtherIssuesAddedAreKeysToo() throws {
+        let c = try parse("""
+            {"admin": "127.0.0.1:9090", "access_log": "-", "access_log_format": "json", "panic_threshold": 20,
+             "services": [{"name": "a", "listen": [":1"], "backends": [], "panic_threshold": "off", "check_on_idle": false},
+                          {"name": "b", "listen": [":2"], "backends": []}]}
+            """)
+        #expect(c.admin?.description == "127.0.0.1:9090")
+        #expect(c.accessLog?.path == "-" && c.accessLog?.format == .json)
+        #expect(c.services[0].settings.panicThreshold == nil && !c.services[0].settings.checkOnIdle)
+        #expect(c.services[1].settings.panicThreshold == 20 && c.services[1].settings.checkOnIdle)
+        #expect(message(#"{"services": [{"name": "a", "listen": [":1"], "backends": [], "admin": "127.0.0.1:1"}]}"#)
+            == "lb.json: services[0].admin: only allowed at the top level")
+        #expect(message(#"{"panic_threshold": true}"#) == "lb.json: panic_threshold: expected a whole number or a string, got a boolean")
+        #expect(message(#"{"admin": "10.0.0.1:9090"}"#) == "--admin 10.0.0.1:9090: not a loopback address: give --admin-token-file")
+    }
+}

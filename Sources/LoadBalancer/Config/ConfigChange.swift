@@ -48,6 +48,19 @@ public struct ConfigChange: Sendable, Equatable {
             restart("quiet", old.logBackendChanges ? "false" : "true", new.logBackendChanges ? "false" : "true")
             result.logBackendChanges = old.logBackendChanges
         }
+        if old.admin != new.admin {
+            restart("admin", old.admin?.description ?? "off", new.admin?.description ?? "off")
+            result.admin = old.admin
+        }
+        if old.adminTokenFile != new.adminTokenFile {
+            restart("admin_token_file", old.adminTokenFile ?? "none", new.adminTokenFile ?? "none")
+            result.adminTokenFile = old.adminTokenFile
+        }
+        if old.accessLog != new.accessLog {
+            func text(_ a: AccessLogSettings?) -> String { a.map { "\($0.path) (\($0.format.rawValue))" } ?? "off" }
+            restart("access_log", text(old.accessLog), text(new.accessLog))
+            result.accessLog = old.accessLog
+        }
         if old.takeoverSocket != new.takeoverSocket {
             restart("takeover_socket", old.takeoverSocket ?? "none", new.takeoverSocket ?? "none")
             result.takeoverSocket = old.takeoverSocket

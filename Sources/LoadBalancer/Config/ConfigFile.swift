@@ -18,6 +18,8 @@ public enum ConfigFile {
         case size
         /// true or false, given to the flag as on/off.
         case onOff
+        /// An integer, or a string (a word like "off", or "50%").
+        case integerOrWord
     }
 
     enum Scope {
@@ -46,6 +48,12 @@ public enum ConfigFile {
         "health_fall": ("--health-fall", .integer, .service),
         "health_max_inflight": ("--health-max-inflight", .integer, .global),
         "takeover_socket": ("--takeover-socket", .text, .global),
+        "panic_threshold": ("--panic-threshold", .integerOrWord, .service),
+        "check_on_idle": ("--check-on-idle", .onOff, .service),
+        "admin": ("--admin", .text, .global),
+        "admin_token_file": ("--admin-token-file", .text, .global),
+        "access_log": ("--access-log", .text, .global),
+        "access_log_format": ("--access-log-format", .text, .global),
     ]
 
     /// Reads and parses `path`, then applies `overrides` (the command line: its `--config` and
@@ -150,13 +158,14 @@ public enum ConfigFile {
         if inService && k.scope == .global { throw error(path, "only allowed at the top level") }
         let text: String
         switch (k.kind, value) {
-        case (.integer, .number(let n)), (.size, .number(let n)):
+        case (.integer, .number(let n)), (.size, .number(let n)), (.integerOrWord, .number(let n)):
             guard Int(n) != nil else { throw error(path, "expected a whole number, got \(n)") }
             text = n
-        case (.text, .string(let s)), (.duration, .string(let s)), (.size, .string(let s)):
+        case (.text, .string(let s)), (.duration, .string(let s)), (.size, .string(let s)), (.integerOrWord, .string(let s)):
             text = s
         case (.onOff, .bool(let b)):
             text = b ? "on" : "off"
+        case (.integerOrWord, _): throw error(path, "expected a whole number or a string, got \(value.kind)")
         case (.integer, _): throw error(path, "expected a whole number, got \(value.kind)")
         case (.duration, _): throw error(path, "expected a duration in a string like \"250ms\", got \(value.kind)")
         case (.size, _): throw error(path, "expected a size like 16384 or \"16k\", got \(value.kind)")

@@ -14,6 +14,10 @@ public struct ServiceSettings: Sendable, Equatable {
     /// Mode, interval, timeout, rise and fall apply per service; `maxInFlight` is per worker and is
     /// taken from the top level only.
     public var health: HealthSettings
+    /// Panic mode's threshold (see `Configuration.panicThreshold`).
+    public var panicThreshold: Int?
+    /// Whether an idle timeout starts a health check (see `Configuration.checkOnIdle`).
+    public var checkOnIdle: Bool
 
     /// The top-level settings of `config`.
     public init(_ config: Configuration) {
@@ -25,6 +29,8 @@ public struct ServiceSettings: Sendable, Equatable {
         onNoBackend = config.onNoBackend
         bufferSize = config.bufferSize
         health = config.health
+        panicThreshold = config.panicThreshold
+        checkOnIdle = config.checkOnIdle
     }
 }
 

@@ -8,6 +8,10 @@ extension Worker {
         for (index, runSettings) in change.changed where index < serviceCount {
             services[index].settings = runSettings
             services[index].walk.apply(runSettings)
+            if services[index].view.panicThreshold != runSettings.panicThreshold {
+                services[index].view.panicThreshold = runSettings.panicThreshold
+                services[index].view.rebuild(from: services[index].pool)
+            }
         }
         for id in change.closeListeners {
             guard let i = listeners.firstIndex(where: { $0.id == id && $0.fd >= 0 }) else { continue }
@@ -48,7 +52,7 @@ extension Worker {
             services = grown
             serviceCapacity *= 2
         }
-        (services + serviceCount).initialize(to: WorkerService(service: service, settings: runSettings, panicThreshold: settings.panicThreshold, workerIndex: shared.index, now: now))
+        (services + serviceCount).initialize(to: WorkerService(service: service, settings: runSettings, workerIndex: shared.index, now: now))
         services[serviceCount].view.rebuild(from: service.pool)
         serviceCount += 1
     }

@@ -80,7 +80,7 @@ struct Worker: ~Copyable {
         self.services = .allocate(capacity: serviceCapacity)
         for (service, runSettings) in services {
             precondition(service.index == serviceCount, "services are indexed in order")
-            (self.services + serviceCount).initialize(to: WorkerService(service: service, settings: runSettings, panicThreshold: settings.panicThreshold, workerIndex: shared.index, now: now))
+            (self.services + serviceCount).initialize(to: WorkerService(service: service, settings: runSettings, workerIndex: shared.index, now: now))
             serviceCount += 1
         }
         for i in stride(from: pairCapacity - 1, through: 0, by: -1) {

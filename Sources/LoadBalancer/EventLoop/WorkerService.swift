@@ -14,9 +14,9 @@ struct WorkerService: ~Copyable {
     var retired = false
     var retireDeadline: UInt64 = 0
 
-    init(service: Service, settings: ServiceRunSettings, panicThreshold: Int?, workerIndex: Int, now: UInt64) {
+    init(service: Service, settings: ServiceRunSettings, workerIndex: Int, now: UInt64) {
         self.service = service
-        view = RoundRobinView(panicThreshold: panicThreshold)
+        view = RoundRobinView(panicThreshold: settings.panicThreshold)
         pool = service.pool
         self.settings = settings
         walk = ProbeWalk(settings: settings, workerIndex: workerIndex, backendCapacity: service.pool.table.capacity, now: now)

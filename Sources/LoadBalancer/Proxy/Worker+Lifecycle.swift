@@ -201,7 +201,7 @@ extension Worker {
     /// speak a protocol that goes quiet by design (a log sink, a blocking pop, a long poll): a health
     /// check of it decides, and the timeout alone counts for nothing.
     private mutating func backendSilent(_ id: BackendID, of p: UnsafeMutablePointer<ConnectionPair>) {
-        guard id >= 0, settings.checkOnIdle else { return }
+        guard id >= 0, service(p).pointee.settings.checkOnIdle else { return }
         prober.request(id, service: p.pointee.service)
     }
 

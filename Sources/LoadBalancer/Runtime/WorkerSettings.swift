@@ -6,8 +6,6 @@ struct WorkerSettings: Sendable {
     var bufferSize: Int
     var splice: Bool
     var maxProbesInFlight: Int
-    var panicThreshold: Int?
-    var checkOnIdle: Bool
     var workerCount: Int
     /// Accepting pauses once an accepted fd reaches `fdLimit - fdReserve`: the reserve keeps health
     /// checks (and the admin interface) working while clients exhaust the process's fds.
@@ -22,8 +20,6 @@ struct WorkerSettings: Sendable {
         bufferSize = config.effectiveServices.map(\.settings.bufferSize).max() ?? config.bufferSize
         splice = config.splice
         maxProbesInFlight = config.health.maxInFlight
-        panicThreshold = config.panicThreshold
-        checkOnIdle = config.checkOnIdle
         workerCount = workers
         self.fdLimit = fdLimit
         fdReserve = min(max(32, fdLimit / 100), fdLimit / 4)
@@ -41,6 +37,8 @@ struct ServiceRunSettings: Sendable, Equatable {
     var healthTimeout: UInt64
     var rise: Int
     var fall: Int
+    var panicThreshold: Int?
+    var checkOnIdle: Bool
 
     init(_ s: ServiceSettings, workerBufferSize: Int) {
         pair = PairSettings(s)
@@ -50,5 +48,7 @@ struct ServiceRunSettings: Sendable, Equatable {
         healthTimeout = s.health.timeout.nanoseconds
         rise = s.health.rise
         fall = s.health.fall
+        panicThreshold = s.panicThreshold
+        checkOnIdle = s.checkOnIdle
     }
 }

@@ -121,3 +121,18 @@ int lb_set_receive_timeout(int fd, int milliseconds) {
     struct timeval tv = { .tv_sec = milliseconds / 1000, .tv_usec = (milliseconds % 1000) * 1000 };
     return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
+
+int lb_unix_datagram_bind(const char *path) {
+    struct sockaddr_un sa;
+    int salen = fill_unix(&sa, path);
+    if (salen < 0) return -1;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (bind(fd, (struct sockaddr *)&sa, (socklen_t)salen) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}

@@ -119,7 +119,9 @@ if let writer = accessLog { reopenLogs = { writer.reopen() } } else { reopenLogs
 let controller = SignalController(balancer: balancer, reloadSource: reloadSource, reopenLogs: reopenLogs) { state in
     if let error = notifier.notify(state) { EventLog.writeStderr("lb: sd_notify: \(error)") }
 }
-if let error = notifier.notify("READY=1") { EventLog.writeStderr("lb: sd_notify: \(error)") }
+// After a takeover this process is the service's main one now (systemd needs NotifyAccess=all to hear it).
+let readyState = takeover == nil ? "READY=1" : "MAINPID=\(getpid())\nREADY=1"
+if let error = notifier.notify(readyState) { EventLog.writeStderr("lb: sd_notify: \(error)") }
 
 // Serve our sockets to the next upgrade; once handed over, drain as on SIGTERM.
 var takeoverServer: TakeoverServer?

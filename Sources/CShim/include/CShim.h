@@ -93,6 +93,8 @@ ssize_t lb_send_fds(int sock, const void *buf, size_t len, const int *fds, int n
 ssize_t lb_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds);
 // Blocking accept4 with SOCK_CLOEXEC, EINTR retried.
 int lb_unix_accept(int fd);
+// A bound Unix datagram socket (what systemd listens on for sd_notify; tests play systemd with it).
+int lb_unix_datagram_bind(const char *path);
 // SO_RCVTIMEO: a blocking receive gives up (EAGAIN) after this long.
 int lb_set_receive_timeout(int fd, int milliseconds);
 

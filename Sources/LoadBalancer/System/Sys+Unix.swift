@@ -12,6 +12,14 @@ extension Sys {
         if rc < 0 { throw SystemError(errno: errno, operation: "sendto \(path)") }
     }
 
+    /// A Unix datagram socket bound at `path` (blocking, close-on-exec): the receiving end of
+    /// sd_notify, as systemd holds it.
+    public static func unixDatagramBind(_ path: String) throws(SystemError) -> Int32 {
+        let fd = lb_unix_datagram_bind(path)
+        if fd < 0 { throw SystemError(errno: errno, operation: "bind \(path)") }
+        return fd
+    }
+
     /// A listening Unix seqpacket socket bound at `path` (blocking, close-on-exec).
     public static func unixListen(_ path: String, backlog: Int32 = 4) throws(SystemError) -> Int32 {
         let fd = lb_unix_listen(path, backlog)

@@ -88,7 +88,8 @@ public final class LoadBalancer: Sendable {
         func closeAll(from first: Int = 0) { for list in sockets[first...] { for l in list { Sys.close(l.fd) } } }
         do throws(SystemError) {
             for (index, sc) in serviceConfigs.enumerated() {
-                let service = Service(name: sc.name, index: index, pool: BackendPool(sc.backends), workerCount: workerCount)
+                let pool = BackendPool(sc.backends, headroom: Self.headroom(for: sc, in: configuration))
+                let service = Service(name: sc.name, index: index, pool: pool, workerCount: workerCount)
                 var listeners: [RunningListener] = []
                 for address in sc.listen {
                     let fds: [Int32], bound: SocketAddress
@@ -146,6 +147,15 @@ public final class LoadBalancer: Sendable {
             log.log("backend weights are kept and reported, but round robin treats every backend alike" + whose)
         }
         return balancer
+    }
+
+    /// Slots a service's pool keeps for backends added at run time (admin API, reloads). The one
+    /// service flags describe keeps the pool's usual 16,384; a config file's services keep as many as
+    /// they start with, at least 1,024, so a file of many small services does not reserve ~1.3 MiB of
+    /// backend table each. A reload that outgrows it is refused for the backends that do not fit (one
+    /// line each) and takes a restart.
+    static func headroom(for service: ServiceConfiguration, in configuration: Configuration) -> Int {
+        configuration.services.isEmpty ? 16_384 : max(1024, service.backends.count)
     }
 
     /// One SO_REUSEPORT listener per worker on `address`; returns them and the bound address (port 0

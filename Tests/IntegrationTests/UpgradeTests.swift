@@ -26,10 +26,10 @@ import Testing
             eventually { processes[0].stderr.contains("lb: listening on ") } ? ConfigFileExecutableTests.firstListener(processes[0].stderr) : nil,
             "no start-up line: \(processes[0].stderr)")
 
-        // Open loop, a new connection per request: 1,200 a second for 6 seconds.
+        // Open loop, a new connection per request: 1,000 a second for 6 seconds.
         var load = LoadConfiguration(target: LoadTarget(address: address, path: "/"))
-        load.rate = 1200
-        load.requests = 7_200
+        load.rate = 1000
+        load.requests = 6_000
         load.concurrency = 64
         load.threads = 1
         load.timeout = .seconds(5)
@@ -49,14 +49,14 @@ import Testing
             #expect(old.stderr.contains("lb: takeover: listening sockets handed to the new lb; draining"))
             #expect(new.stderr.contains("lb: listening on \(address) "))
             upgrades += 1
-            observationWindow(.milliseconds(300))  // let the new process serve a while before the next upgrade
+            observationWindow(.milliseconds(200))  // let the new process serve a while before the next upgrade
         }
         // The load overlapped all five upgrades: it was still running after the last.
         #expect(report.withLock { $0 == nil })
         loader.join()
         #expect(upgrades == 5)
         let r = try #require(report.withLock { $0 })
-        #expect(r.completed == 7_200)
+        #expect(r.completed == 6_000)
         #expect(r.failed == 0, "\(r.errors)")
         let last = processes.last!
         #expect(backendHeader(httpGet(address).text) != nil)

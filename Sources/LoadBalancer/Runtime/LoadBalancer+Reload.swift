@@ -39,7 +39,8 @@ extension LoadBalancer {
             }
             var added: [RunningService] = []
             for sc in change.addedServices {
-                let service = Service(name: sc.name, index: serviceCount, pool: BackendPool(sc.backends), workerCount: workerCount)
+                let pool = BackendPool(sc.backends, headroom: Self.headroom(for: sc, in: new))
+                let service = Service(name: sc.name, index: serviceCount, pool: pool, workerCount: workerCount)
                 serviceCount += 1
                 var listeners: [RunningListener] = []
                 for address in sc.listen { listeners.append(try open(address, backlog: sc.settings.backlog, service: service.index)) }

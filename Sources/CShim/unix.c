@@ -136,3 +136,10 @@ int lb_unix_datagram_bind(const char *path) {
     }
     return fd;
 }
+
+long lb_peer_uid(int fd) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return -1;
+    return (long)cred.uid;
+}

@@ -64,3 +64,59 @@ import Testing
         #expect(last.waitForExit() == 0)
     }
 }
+
+/// The hand-over in-process: both sides of `Takeover` without spawning processes.
+@Suite struct TakeoverTests {
+    init() { _ = lb_ignore_sigpipe() }
+
+    static func socketPath() -> String { "/tmp/lb-takeover-\(getpid())-\(MonotonicClock.now() % 1_000_000_000).sock" }
+
+    @Test func nothingServingAtThePathMeansStartFresh() throws {
+        let path = Self.socketPath()
+        #expect(try Takeover.request(from: path) == nil)  // no file
+        let stale = try Sys.unixListen(path)
+        close(stale)  // a file left behind, nobody listening
+        defer { unlink(path) }
+        #expect(try Takeover.request(from: path) == nil)
+    }
+
+    @Test func aNewBalancerServesOnTheHandedOverSocketsAndTheOldOneKeepsServingIfItGivesUp() throws {
+        let backend = TestServer(handler: TestServer.http(port: 9))
+        defer { backend.stop() }
+        let path = Self.socketPath()
+        defer { unlink(path) }
+        try withBalancer(backends: [backend.address]) { old, address in
+            let handedOver = Atomic<Int>(0)
+            let server = try TakeoverServer.start(path: path, balancer: old) { handedOver.add(1, ordering: .relaxed) }
+            defer { server.stop() }
+
+            // A new process that gives up before "ready": the old one keeps its listeners.
+            let first = try #require(try Takeover.request(from: path))
+            #expect(first.listeners.count == 1)
+            #expect(first.listeners[0].bound == address && first.listeners[0].service == "default")
+            #expect(first.listeners[0].fds.count == 2)  // one per old worker
+            for fd in first.listeners[0].fds { close(fd) }
+            first.abandon()
+            #expect(eventually { old.log.recent.contains("takeover: the new lb went away before it was ready; still serving") })
+            #expect(handedOver.load(ordering: .relaxed) == 0)
+            #expect(backendHeader(httpGet(address).text) == "9")
+
+            // One that goes through: it serves on the same port, and the old one is told.
+            let second = try #require(try Takeover.request(from: path))
+            var config = Configuration()
+            config.listen = [SocketAddress(host: "127.0.0.1", port: 0)!]
+            config.backends = [BackendSpec(address: backend.address)]
+            config.workers = 1  // fewer workers than sockets handed over: the extra one is served too
+            config.logBackendChanges = false
+            let new = try LoadBalancer.start(config, log: EventLog(echoToStderr: false), inherited: second.listeners)
+            defer { new.stopNow(); new.wait() }
+            try second.ready()
+            #expect(new.listenAddresses == [address])
+            #expect(eventually { handedOver.load(ordering: .relaxed) == 1 })
+            old.beginDrain()
+            #expect(eventually { old.isFinished })
+            for _ in 0..<4 { #expect(backendHeader(httpGet(address).text) == "9") }
+            #expect(new.counters[.accepted] == 4)
+        }
+    }
+}

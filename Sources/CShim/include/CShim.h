@@ -93,6 +93,8 @@ ssize_t lb_send_fds(int sock, const void *buf, size_t len, const int *fds, int n
 ssize_t lb_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds);
 // Blocking accept4 with SOCK_CLOEXEC, EINTR retried.
 int lb_unix_accept(int fd);
+// The user id of the process at the other end of a Unix socket (SO_PEERCRED), or -1 with errno.
+long lb_peer_uid(int fd);
 // A bound Unix datagram socket (what systemd listens on for sd_notify; tests play systemd with it).
 int lb_unix_datagram_bind(const char *path);
 // SO_RCVTIMEO: a blocking receive gives up (EAGAIN) after this long.

@@ -169,6 +169,13 @@ public final class TakeoverServer: Sendable {
     private func handOver(_ connection: Int32, balancer: LoadBalancer) -> Bool {
         let log = balancer.log
         do throws(SystemError) {
+            // Listening sockets go only to a process of the same user (or root): the socket file's
+            // permissions are the first guard, this the second.
+            let uid = try Sys.peerUID(connection)
+            guard uid == geteuid() || uid == 0 else {
+                log.announce("takeover: refused a connection from uid \(uid)")
+                return false
+            }
             try Sys.setReceiveTimeout(connection, milliseconds: Takeover.timeoutMilliseconds)
             let (hello, stray) = try Sys.receive(connection, capacity: 256)
             for f in stray { Sys.close(f) }

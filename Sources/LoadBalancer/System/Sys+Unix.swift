@@ -64,6 +64,13 @@ extension Sys {
         return c
     }
 
+    /// The user id of the peer of a connected Unix socket (SO_PEERCRED).
+    public static func peerUID(_ fd: Int32) throws(SystemError) -> UInt32 {
+        let uid = lb_peer_uid(fd)
+        if uid < 0 { throw SystemError(errno: errno, operation: "getsockopt(SO_PEERCRED)") }
+        return UInt32(uid)
+    }
+
     /// Bounds every blocking receive on `fd`.
     public static func setReceiveTimeout(_ fd: Int32, milliseconds: Int32) throws(SystemError) {
         _ = try retrying("setsockopt(SO_RCVTIMEO)") { Int(lb_set_receive_timeout(fd, milliseconds)) }

@@ -118,6 +118,38 @@ import Testing
         #expect(keep.pool.all().map(\.address) == [spare.address])
     }
 
+    @Test func keptBackendsKeepTheirHealthAndCountersAndARemovedServiceDrainsForDrainTimeout() throws {
+        let one = TestServer(handler: TestServer.http(port: 1)), two = TestServer(handler: TestServer.http(port: 2))
+        let echo = TestServer(handler: TestServer.echo)
+        defer { one.stop(); two.stop(); echo.stop() }
+        var config = Self.config([
+            Self.service("web", listen: [Self.anyPort], [one.address, two.address]),
+            Self.service("gone", listen: [Self.anyPort], [echo.address]),
+        ])
+        config.drainTimeout = .milliseconds(300)
+        let lb = try LoadBalancer.start(config, log: EventLog(echoToStderr: false))
+        defer { lb.stopNow(); lb.wait() }
+        let web = try #require(lb.service(named: "web"))
+        let address = lb.listenAddresses(of: "web")[0]
+        for _ in 0..<4 { _ = httpGet(address) }
+        #expect(lb.markDown(two.address, service: "web") == .success(true))
+        let before = try #require(web.pool.info(one.address))
+        let pair = try TestSocket.connect(lb.listenAddresses(of: "gone")[0]).get()
+        defer { close(pair) }
+        #expect(TestSocket.sendAll(pair, "hi") && TestSocket.read(pair, exactly: 2) == Array("hi".utf8))
+
+        config.services = [Self.service("web", listen: [Self.anyPort], [one.address, two.address]) { $0.retries = 1 }]
+        #expect(try lb.reload(to: config).summary == "-1 service (gone), web: settings")
+        // The same pool object, the same backends: health and counters carried over.
+        #expect(lb.service(named: "web") === web)
+        #expect(web.pool.info(two.address)?.isUp == false)
+        #expect(web.pool.info(one.address)?.totalConnections == before.totalConnections)
+        #expect(backendHeader(httpGet(address).text) == "1")
+        // The removed service's open pair may finish until drain_timeout, then it is closed.
+        #expect(eventually(timeout: .seconds(5)) { TestSocket.readAll(pair).end == .eof })
+        #expect(eventually { lb.counters[.activePairs] == 0 })
+    }
+
     @Test func aReloadThatCannotBindChangesNothing() throws {
         let backend = TestServer(handler: TestServer.http(port: 7))
         defer { backend.stop() }

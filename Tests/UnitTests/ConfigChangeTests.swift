@@ -78,3 +78,15 @@ import Testing
         #expect(change.summary == "default: +0 -1 backends")
     }
 }
+
+extension ConfigChangeTests {
+    @Test func processWideSettingsThatApplyAtOnceAreListed() {
+        let old = Self.config([Self.service("web", [":80"], ["127.0.0.1:1"])])
+        var new = old
+        new.drainTimeout = .seconds(5)
+        let change = ConfigChange(old: old, new: new)
+        #expect(!change.isEmpty && change.needsRestart.isEmpty)
+        #expect(change.summary == "drain_timeout 10.0 seconds -> 5.0 seconds")
+        #expect(change.result.drainTimeout == .seconds(5))
+    }
+}

@@ -27,6 +27,8 @@ public struct ConfigChange: Sendable, Equatable {
     public var removedServices: [String] = []
     /// Kept services with at least one change, in the new configuration's order.
     public var changedServices: [ServiceChange] = []
+    /// Process-wide settings that change now ("drain_timeout 10s -> 5s").
+    public var globalChanges: [String] = []
     /// Settings that only a restart changes ("workers 2 -> 4"); the running values are kept.
     public var needsRestart: [String] = []
     /// The configuration that runs after the reload: the new one, with what needs a restart as it was.
@@ -48,6 +50,7 @@ public struct ConfigChange: Sendable, Equatable {
             restart("quiet", old.logBackendChanges ? "false" : "true", new.logBackendChanges ? "false" : "true")
             result.logBackendChanges = old.logBackendChanges
         }
+        if old.drainTimeout != new.drainTimeout { globalChanges.append("drain_timeout \(old.drainTimeout) -> \(new.drainTimeout)") }
         if old.admin != new.admin {
             restart("admin", old.admin?.description ?? "off", new.admin?.description ?? "off")
             result.admin = old.admin
@@ -107,7 +110,7 @@ public struct ConfigChange: Sendable, Equatable {
     }
 
     public var isEmpty: Bool {
-        addedServices.isEmpty && removedServices.isEmpty && changedServices.isEmpty && needsRestart.isEmpty
+        addedServices.isEmpty && removedServices.isEmpty && changedServices.isEmpty && needsRestart.isEmpty && globalChanges.isEmpty
     }
 
     /// One line: `+1 service, web: +2 -1 backends, settings`; `no changes` when there are none.
@@ -131,6 +134,7 @@ public struct ConfigChange: Sendable, Equatable {
             if c.settingsChanged { items.append("settings") }
             parts.append("\(c.name): " + items.joined(separator: " "))
         }
+        parts += globalChanges
         if !needsRestart.isEmpty { parts.append("needs a restart: " + needsRestart.joined(separator: "; ")) }
         return parts.isEmpty ? "no changes" : parts.joined(separator: ", ")
     }

@@ -72,7 +72,8 @@ int lb_disconnect(int fd);
 void lb_strerror(int err, char *buf, size_t len);
 
 // Signal helpers: block the given signals in the calling thread (inherited by threads it creates),
-// then wait for one of them. Used by executables; the library never touches signal state.
+// then wait for one of them. Called only through SignalController's static functions, by executables
+// before they start threads; the rest of the library never touches signal state.
 int lb_block_signals(const int *signals, int count);
 int lb_wait_signals(const int *signals, int count);
 int lb_ignore_sigpipe(void);

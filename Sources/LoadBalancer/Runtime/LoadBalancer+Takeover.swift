@@ -11,6 +11,12 @@ extension LoadBalancer {
     /// Duplicates of every worker's open listeners, grouped by listen address; nil when the workers
     /// did not all answer within 5 s (the duplicates already made are closed). The caller closes them.
     func exportListeners() -> [(ExportedListener, [Int32])]? {
+        // Not in the middle of a reload: its commands are queued before this one in every mailbox, so
+        // the workers' listeners and `state` agree.
+        reloading.withLock { _ in exportListenersLocked() }
+    }
+
+    private func exportListenersLocked() -> [(ExportedListener, [Int32])]? {
         let export = ListenerExport()
         for w in workers { w.send(.exportListeners(export)) }
         let deadline = MonotonicClock.now() &+ 5_000_000_000

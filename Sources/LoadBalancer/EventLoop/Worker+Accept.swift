@@ -59,7 +59,12 @@ extension Worker {
     }
 
     mutating func closeListeners() {
-        for l in listeners where l.fd >= 0 { Sys.close(l.fd) }
+        for l in listeners where l.fd >= 0 {
+            // Removed first: closing does not end the registration while another process holds the
+            // socket (a takeover), and the level-triggered listener would keep waking this loop.
+            if listenersRegistered { epoll.remove(l.fd) }
+            Sys.close(l.fd)
+        }
         listeners.removeAll()
         listenersRegistered = false
         resumeListenersAt = 0

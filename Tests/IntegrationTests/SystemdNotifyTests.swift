@@ -54,12 +54,12 @@ import Testing
         defer { unlink(file) }
         let lb = try Subprocess(path, ["--config", file], preamble: "export NOTIFY_SOCKET=\(systemd.path); ")
         #expect(systemd.next() == "READY=1")
-        #expect(lb.stderr.contains("lb: listening on "))  // READY=1 comes once it listens
+        #expect(eventually { lb.stderr.contains("lb: listening on ") })  // written before READY=1 is sent
         lb.signal(SIGHUP)
         let reloading = systemd.next()
         #expect(reloading?.hasPrefix("RELOADING=1\nMONOTONIC_USEC=") == true, "\(reloading ?? "nothing")")
         #expect(systemd.next() == "READY=1")
-        #expect(lb.stderr.contains("lb: reload: no changes"))
+        #expect(eventually { lb.stderr.contains("lb: reload: no changes") })
         lb.signal(SIGTERM)
         #expect(systemd.next() == "STOPPING=1")
         #expect(lb.waitForExit() == 0)

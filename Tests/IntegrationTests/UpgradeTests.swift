@@ -47,7 +47,7 @@ import Testing
             #expect(eventually { new.stderr.contains("lb: took over 2 listening sockets") }, "\(new.stderr)")
             #expect(old.waitForExit() == 0)
             #expect(old.stderr.contains("lb: takeover: listening sockets handed to the new lb; draining"))
-            #expect(new.stderr.contains("lb: listening on \(address) "))
+            #expect(eventually { new.stderr.contains("lb: listening on \(address) ") })
             upgrades += 1
             observationWindow(.milliseconds(200))  // let the new process serve a while before the next upgrade
         }

@@ -1,55 +1,126 @@
 import Glibc
 import Synchronization
 
-/// A running balancer: its listeners, workers and backend pool. Start one with `LoadBalancer.start`;
-/// the `lb` executable is a thin wrapper around this, and tests run it in-process.
+/// A running balancer: its services (each with listeners and a backend pool) and the workers that
+/// serve them all. Start one with `LoadBalancer.start`; the `lb` executable is a thin wrapper around
+/// this, and tests run it in-process.
 public final class LoadBalancer: Sendable {
-    public let configuration: Configuration
-    public let pool: BackendPool
     public let log: EventLog
-    /// The bound listen addresses (a port 0 in the configuration is resolved here).
-    public let listenAddresses: [SocketAddress]
     let workers: [WorkerShared]
+    let workerSettings: WorkerSettings
     private let threads: Mutex<[OSThread]>
+    /// What runs now; replaced whole by a reload. Read by anyone, written under `reloading`.
+    let state: Mutex<RunState>
+    /// Held for a whole reload, so two never interleave.
+    let reloading = Mutex<Void>(())
     private let draining = Atomic<Bool>(false)
     private let logReopeners = Mutex<[@Sendable () -> Void]>([])
     /// Monotonic ns when it started (uptime).
     public let startedAt = MonotonicClock.now()
 
-    /// Binds the listeners (one SO_REUSEPORT socket per worker per address), then starts the workers.
-    /// Throws the bind or epoll error, with errno and address, before any thread starts.
-    public static func start(_ configuration: Configuration, log: EventLog = EventLog()) throws(SystemError) -> LoadBalancer {
+    /// A service as it runs: the shared object, its configuration, and its listeners (one id each,
+    /// one socket per worker behind it).
+    struct RunningService: Sendable {
+        var service: Service
+        var config: ServiceConfiguration
+        var listeners: [RunningListener]
+    }
+
+    struct RunningListener: Sendable, Equatable {
+        /// As configured (port 0 stays 0: a reload compares these).
+        var configured: SocketAddress
+        /// As bound.
+        var bound: SocketAddress
+        var id: UInt32
+    }
+
+    struct RunState: Sendable {
+        var configuration: Configuration
+        /// The current services, in configuration order.
+        var services: [RunningService]
+        /// Every service ever started, by index (removed ones stay: their pairs may be draining).
+        var serviceCount: Int
+        var nextListenerID: UInt32
+    }
+
+    /// The configuration running now (the last one a reload applied).
+    public var configuration: Configuration { state.withLock { $0.configuration } }
+
+    /// The current services, in configuration order.
+    public var services: [Service] { state.withLock { $0.services.map(\.service) } }
+
+    public func service(named name: String) -> Service? {
+        state.withLock { $0.services.first { $0.service.name == name }?.service }
+    }
+
+    /// The first service's pool: with flags, the one pool there is.
+    public var pool: BackendPool { state.withLock { $0.services[0].service.pool } }
+
+    /// The bound listen addresses of every current service, in configuration order (a port 0 in the
+    /// configuration is resolved here).
+    public var listenAddresses: [SocketAddress] {
+        state.withLock { $0.services.flatMap { $0.listeners.map(\.bound) } }
+    }
+
+    /// The bound listen addresses of one service.
+    public func listenAddresses(of service: String) -> [SocketAddress] {
+        state.withLock { $0.services.first { $0.service.name == service }?.listeners.map(\.bound) ?? [] }
+    }
+
+    /// Binds every service's listeners (one SO_REUSEPORT socket per worker per address), then starts
+    /// the workers. Throws the bind or epoll error, with errno and address, before any thread starts.
+    /// The configuration is assumed valid (`Configuration.validate()`).
+    ///
+    /// `inherited`: listening sockets received from the `lb` this one takes over from
+    /// (`Takeover.request`). An address found there is served on those very sockets instead of new
+    /// ones; they are owned from here on (unused ones are closed).
+    public static func start(
+        _ configuration: Configuration, log: EventLog = EventLog(), inherited: [Takeover.InheritedListener] = []
+    ) throws(SystemError) -> LoadBalancer {
+        var inherited = inherited
+        defer { for l in inherited { for fd in l.fds { Sys.close(fd) } } }
         let fdLimit = FileLimit.raiseToHard()
-        let pool = BackendPool(configuration.backends)
         let workerCount = max(1, configuration.workers)
-        var sockets = [[Int32]](repeating: [], count: workerCount)
-        var bound: [SocketAddress] = []
-        func closeAll(from first: Int = 0) { for list in sockets[first...] { for fd in list { Sys.close(fd) } } }
+        let settings = WorkerSettings(configuration, workers: workerCount, fdLimit: fdLimit)
+        let serviceConfigs = configuration.effectiveServices
+        var running: [RunningService] = []
+        var sockets = [[WorkerListener]](repeating: [], count: workerCount)
+        var nextID: UInt32 = 1
+        func closeAll(from first: Int = 0) { for list in sockets[first...] { for l in list { Sys.close(l.fd) } } }
         do throws(SystemError) {
-            for var address in configuration.listen {
-                try Sockets.requireUnused(address)
-                for w in 0..<workerCount {
-                    let fd = try Sockets.listen(on: address, backlog: configuration.backlog, reusePort: true, proxied: true)
-                    sockets[w].append(fd)
-                    if w == 0 && address.port == 0 {
-                        address.port = try Sys.localAddress(of: fd).port
+            for (index, sc) in serviceConfigs.enumerated() {
+                let pool = BackendPool(sc.backends, headroom: Self.headroom(for: sc, in: configuration))
+                let service = Service(name: sc.name, index: index, pool: pool, workerCount: workerCount)
+                var listeners: [RunningListener] = []
+                for address in sc.listen {
+                    let fds: [Int32], bound: SocketAddress
+                    if let k = inherited.firstIndex(where: { $0.matches(service: sc.name, configured: address) }) {
+                        (fds, bound) = try adopt(inherited.remove(at: k), backlog: sc.settings.backlog, workers: workerCount)
+                    } else {
+                        (fds, bound) = try openListener(address, backlog: sc.settings.backlog, workers: workerCount)
                     }
+                    // One socket per worker; inherited ones beyond that go round the workers.
+                    for (i, fd) in fds.enumerated() {
+                        sockets[i % workerCount].append(WorkerListener(fd: fd, service: UInt16(index), id: nextID))
+                    }
+                    listeners.append(RunningListener(configured: address, bound: bound, id: nextID))
+                    nextID += 1
                 }
-                bound.append(address)
+                running.append(RunningService(service: service, config: sc, listeners: listeners))
             }
         } catch {
             closeAll()
             throw error
         }
 
-        let settings = WorkerSettings(configuration, workers: workerCount, fdLimit: fdLimit)
         var shared: [WorkerShared] = []
         var boots: [WorkerBoot] = []
+        let perWorker = running.map { ($0.service, ServiceRunSettings($0.config.settings, workerBufferSize: settings.bufferSize)) }
         do throws(SystemError) {
             for w in 0..<workerCount {
                 let s = try WorkerShared(index: w, accessLogCapacity: configuration.accessLog?.bufferPerWorker ?? 0)
                 shared.append(s)
-                let worker = try Worker(shared: s, pool: pool, log: log, settings: settings, listeners: sockets[w])
+                let worker = try Worker(shared: s, services: perWorker, log: log, settings: settings, listeners: sockets[w])
                 boots.append(WorkerBoot(worker))
             }
         } catch {
@@ -59,7 +130,8 @@ public final class LoadBalancer: Sendable {
             closeAll(from: built)
             throw error
         }
-        let balancer = LoadBalancer(configuration: configuration, pool: pool, log: log, listenAddresses: bound, workers: shared)
+        let runState = RunState(configuration: configuration, services: running, serviceCount: running.count, nextListenerID: nextID)
+        let balancer = LoadBalancer(log: log, workers: shared, settings: settings, state: runState)
         var started: [OSThread] = []
         for boot in boots {
             do throws(SystemError) {
@@ -71,18 +143,65 @@ public final class LoadBalancer: Sendable {
             }
         }
         balancer.threads.withLock { $0 = started }
-        if configuration.backends.contains(where: { $0.weight != 1 }) {
-            log.log("backend weights are kept and reported, but round robin treats every backend alike")
+        for sc in serviceConfigs where sc.backends.contains(where: { $0.weight != 1 }) {
+            let whose = serviceConfigs.count == 1 ? "" : " (service \(sc.name))"
+            log.log("backend weights are kept and reported, but round robin treats every backend alike" + whose)
         }
         return balancer
     }
 
-    private init(configuration: Configuration, pool: BackendPool, log: EventLog, listenAddresses: [SocketAddress], workers: [WorkerShared]) {
-        self.configuration = configuration
-        self.pool = pool
+    /// Slots a service's pool keeps for backends added at run time (admin API, reloads). The one
+    /// service flags describe keeps the pool's usual 16,384; a config file's services keep as many as
+    /// they start with, at least 1,024, so a file of many small services does not reserve ~1.3 MiB of
+    /// backend table each. A reload that outgrows it is refused for the backends that do not fit (one
+    /// line each) and takes a restart.
+    static func headroom(for service: ServiceConfiguration, in configuration: Configuration) -> Int {
+        configuration.services.isEmpty ? 16_384 : max(1024, service.backends.count)
+    }
+
+    /// One SO_REUSEPORT listener per worker on `address`; returns them and the bound address (port 0
+    /// resolved by the first). On error, closes what it opened and throws.
+    static func openListener(_ address: SocketAddress, backlog: Int32, workers: Int) throws(SystemError) -> ([Int32], SocketAddress) {
+        // SO_REUSEPORT would let this join another process's listening group unnoticed.
+        try Sockets.requireUnused(address)
+        var fds: [Int32] = []
+        var bound = address
+        do throws(SystemError) {
+            for _ in 0..<workers {
+                var a = address
+                if address.port == 0 && !fds.isEmpty { a = bound }
+                let fd = try Sockets.listen(on: a, backlog: backlog, reusePort: true, proxied: true)
+                fds.append(fd)
+                if fds.count == 1 && address.port == 0 { bound.port = try Sys.localAddress(of: fd).port }
+            }
+        } catch {
+            for fd in fds { Sys.close(fd) }
+            throw error
+        }
+        return (fds, bound)
+    }
+
+    /// Serves an address on sockets handed over by the previous process: all of them (closing one would
+    /// reset the connections in its queue), plus fresh SO_REUSEPORT ones if there are more workers now.
+    static func adopt(_ listener: Takeover.InheritedListener, backlog: Int32, workers: Int) throws(SystemError) -> ([Int32], SocketAddress) {
+        var fds = listener.fds
+        do throws(SystemError) {
+            while fds.count < workers {
+                // No `requireUnused` here: the address is ours, held by the sockets just handed over.
+                fds.append(try Sockets.listen(on: listener.bound, backlog: backlog, reusePort: true, proxied: true))
+            }
+        } catch {
+            for fd in fds { Sys.close(fd) }
+            throw error
+        }
+        return (fds, listener.bound)
+    }
+
+    private init(log: EventLog, workers: [WorkerShared], settings: WorkerSettings, state: RunState) {
         self.log = log
-        self.listenAddresses = listenAddresses
         self.workers = workers
+        self.workerSettings = settings
+        self.state = Mutex(state)
         self.threads = Mutex([])
     }
 
@@ -96,9 +215,16 @@ public final class LoadBalancer: Sendable {
 
     /// Marks a backend down by hand (health checks bring it back), logged like any other change.
     @discardableResult
-    public func markDown(_ address: SocketAddress) -> Result<Bool, PoolError> {
-        let result = pool.markDown(address, rise: configuration.health.rise, fall: configuration.health.fall)
-        if case .success(true) = result { log.backendChanged(address, "down", "marked down by hand") }
+    public func markDown(_ address: SocketAddress, service name: String? = nil) -> Result<Bool, PoolError> {
+        let found: (Service, HealthSettings, Bool)? = state.withLock { st in
+            guard let r = name.map({ n in st.services.first { $0.service.name == n } }) ?? st.services.first else { return nil }
+            return (r.service, r.config.settings.health, st.services.count == 1 && r.service.name == "default")
+        }
+        guard let (service, health, plain) = found else { return .failure(.unknown(address)) }
+        let result = service.pool.markDown(address, rise: health.rise, fall: health.fall)
+        if case .success(true) = result {
+            log.backendChanged(address, "down", plain ? "marked down by hand" : "marked down by hand, service \(service.name)")
+        }
         return result
     }
 

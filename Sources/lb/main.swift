@@ -4,12 +4,13 @@ import Glibc
 import LoadBalancer
 
 // `lb`: parse flags (exit 2 on any bad one), start the balancer, serve until SIGTERM/SIGINT, drain, exit 0.
-// A second signal during the drain closes everything at once. SIGUSR1 reopens the access log (logrotate).
+// A second signal during the drain closes everything at once; SIGHUP reloads the config file. What each
+// signal does is `SignalController`'s (in the library, tested in-process); SIGUSR1 reopens the access log.
 
 _ = lb_ignore_sigpipe()
-let shutdownSignals: [Int32] = [SIGTERM, SIGINT, SIGUSR1]
 // Blocked before any thread starts, so every worker inherits the mask and only sigwait sees them.
-_ = shutdownSignals.withUnsafeBufferPointer { lb_block_signals($0.baseAddress, Int32($0.count)) }
+SignalController.blockHandledSignals()
+let arguments = Array(CommandLine.arguments.dropFirst())
 
 func fail(_ message: String, code: Int32) -> Never {
     EventLog.writeStderr("lb: " + message)
@@ -18,7 +19,7 @@ func fail(_ message: String, code: Int32) -> Never {
 
 var configuration: Configuration
 var demo: DemoSettings?
-switch CommandLineParser.parse(Array(CommandLine.arguments.dropFirst())) {
+switch CommandLineParser.parse(arguments) {
 case .failure(let error):
     fail(error.description, code: 2)
 case .success(.help):
@@ -26,6 +27,12 @@ case .success(.help):
     exit(0)
 case .success(.version):
     print(CommandLineParser.version)
+    exit(0)
+case .success(.check(let c)):
+    let services = c.effectiveServices
+    let what = "\(services.count) service\(services.count == 1 ? "" : "s") (\(services.map(\.name).joined(separator: ", "))), "
+        + "\(services.reduce(0) { $0 + $1.listen.count }) listen addresses, \(services.reduce(0) { $0 + $1.backends.count }) backends"
+    print("lb: \(c.configFile ?? "flags"): ok: " + what)
     exit(0)
 case .success(.run(let c, let d)):
     configuration = c
@@ -54,13 +61,23 @@ do throws(AdminError) {
     fail(error.description, code: 1)
 }
 
-let balancer: LoadBalancer
-do {
-    balancer = try LoadBalancer.start(configuration, log: log)
-} catch {
-    fail("\(error)", code: 1)
+// An upgrade: take the listening sockets of the lb serving at the takeover socket, if one does.
+var takeover: Takeover.Session?
+if let path = configuration.takeoverSocket {
+    do {
+        takeover = try Takeover.request(from: path)
+    } catch {
+        fail("--takeover-socket \(path): \(error)", code: 1)
+    }
 }
 
+let balancer: LoadBalancer
+do {
+    balancer = try LoadBalancer.start(configuration, log: log, inherited: takeover?.listeners ?? [])
+} catch {
+    takeover?.abandon()
+    fail("\(error)", code: 1)
+}
 let accessLog: AccessLogWriter?
 let admin: AdminServer?
 do throws(AdminError) {
@@ -79,46 +96,86 @@ do throws(AdminError) {
         admin = nil
     }
 } catch {
+    takeover?.abandon()
     balancer.stopNow()
     balancer.wait(timeout: .seconds(5))
     fail(error.description, code: 1)
 }
 
-let listeners = balancer.listenAddresses.map(\.description).joined(separator: ", ")
-EventLog.writeStderr(
-    "lb: listening on \(listeners) with \(balancer.workerCount) worker\(balancer.workerCount == 1 ? "" : "s"), "
-        + "\(balancer.pool.count) backends" + (demoFarm.map { " (demo farm: \($0.summary))" } ?? ""))
-if let admin { EventLog.writeStderr("lb: admin API and dashboard on \(admin.url)") }
-
-/// Waits for TERM or INT; SIGUSR1 in the meantime reopens the access log.
-func waitForShutdownSignal() -> Int32 {
-    while true {
-        let signal = shutdownSignals.withUnsafeBufferPointer { lb_wait_signals($0.baseAddress, Int32($0.count)) }
-        guard signal == SIGUSR1 else { return signal }
-        balancer.reopenLogs()
+if let takeover {
+    do {
+        try takeover.ready()
+        let count = takeover.listeners.reduce(0) { $0 + $1.fds.count }
+        EventLog.writeStderr("lb: took over \(count) listening sockets from the running lb, which now drains")
+    } catch {
+        EventLog.writeStderr("lb: takeover: \(error) (both processes serve until the old one is stopped)")
     }
 }
 
-let first = waitForShutdownSignal()
-EventLog.writeStderr("lb: signal \(first): draining open connections for up to \(configuration.drainTimeout)")
-balancer.beginDrain()
-
-// Wait for the drain on another thread so a second signal can cut it short.
-let drainTimeout = configuration.drainTimeout
-let farm = demoFarm
-// Should it fail to start, a second signal still ends the drain below.
-let waiter = try? OSThread.spawn {
-    balancer.wait(timeout: drainTimeout + .seconds(5))
-    let c = balancer.counters
-    EventLog.writeStderr("lb: stopped after \(c[.accepted]) connections (\(c[.badGateways]) answered 502)")
-    accessLog?.stop()
-    farm?.stop()
-    exit(0)
+let services = balancer.services
+let listeners: String
+if services.count == 1 && services[0].name == "default" {
+    listeners = balancer.listenAddresses.map(\.description).joined(separator: ", ")
+} else {
+    listeners = services.flatMap { s in balancer.listenAddresses(of: s.name).map { "\($0) (\(s.name))" } }.joined(separator: ", ")
 }
-waiter?.detach()
-_ = waitForShutdownSignal()
-EventLog.writeStderr("lb: second signal: closing all connections now")
-balancer.stopNow()
-balancer.wait(timeout: .seconds(5))
-accessLog?.stop()
-exit(0)
+EventLog.writeStderr(
+    "lb: listening on \(listeners) with \(balancer.workerCount) worker\(balancer.workerCount == 1 ? "" : "s"), "
+        + (services.count == 1 ? "" : "\(services.count) services, ")
+        + "\(services.reduce(0) { $0 + $1.pool.count }) backends" + (demoFarm.map { " (demo farm: \($0.summary))" } ?? ""))
+if let admin { EventLog.writeStderr("lb: admin API and dashboard on \(admin.url)") }
+
+let notifier = SystemdNotifier.fromEnvironment()
+let reloadSource: (@Sendable () throws(ConfigError) -> Configuration)?
+if let path = configuration.configFile {
+    let flags = arguments
+    reloadSource = { () throws(ConfigError) -> Configuration in try ConfigFile.load(path, overrides: flags) }
+} else {
+    reloadSource = nil
+}
+let reopenLogs: (@Sendable () -> Void)?
+if let writer = accessLog { reopenLogs = { writer.reopen() } } else { reopenLogs = nil }
+let controller = SignalController(balancer: balancer, reloadSource: reloadSource, reopenLogs: reopenLogs) { state in
+    if let error = notifier.notify(state) { EventLog.writeStderr("lb: sd_notify: \(error)") }
+}
+// After a takeover this process is the service's main one now (systemd needs NotifyAccess=all to hear it).
+let readyState = takeover == nil ? "READY=1" : "MAINPID=\(getpid())\nREADY=1"
+if let error = notifier.notify(readyState) { EventLog.writeStderr("lb: sd_notify: \(error)") }
+
+// Serve our sockets to the next upgrade; once handed over, drain as on SIGTERM.
+var takeoverServer: TakeoverServer?
+if let path = configuration.takeoverSocket {
+    do {
+        takeoverServer = try TakeoverServer.start(path: path, balancer: balancer) { _ = kill(getpid(), SIGTERM) }
+    } catch {
+        EventLog.writeStderr("lb: --takeover-socket \(path): \(error); serving without it")
+    }
+}
+
+let farm = demoFarm
+while true {
+    switch controller.handle(SignalController.waitForSignal()) {
+    case .keepServing:
+        continue
+    case .draining:
+        // No hand-over once draining (the listeners are closing); after one, this is a no-op.
+        takeoverServer?.stop()
+        takeoverServer = nil
+        // Wait for the drain on another thread, so a second signal can cut it short.
+        let drainTimeout = balancer.configuration.drainTimeout
+        let waiter = try? OSThread.spawn {
+            balancer.wait(timeout: drainTimeout + .seconds(5))
+            let c = balancer.counters
+            EventLog.writeStderr("lb: stopped after \(c[.accepted]) connections (\(c[.badGateways]) answered 502)")
+            accessLog?.stop()
+            farm?.stop()
+            exit(0)
+        }
+        waiter?.detach()  // should it fail to start, a second signal still ends the drain below
+    case .stopNow:
+        balancer.stopNow()
+        balancer.wait(timeout: .seconds(5))
+        accessLog?.stop()
+        exit(0)
+    }
+}

@@ -72,12 +72,33 @@ int lb_disconnect(int fd);
 void lb_strerror(int err, char *buf, size_t len);
 
 // Signal helpers: block the given signals in the calling thread (inherited by threads it creates),
-// then wait for one of them. Used by executables; the library never touches signal state.
+// then wait for one of them. Called only through SignalController's static functions, by executables
+// before they start threads; the rest of the library never touches signal state.
 int lb_block_signals(const int *signals, int count);
 int lb_wait_signals(const int *signals, int count);
 int lb_ignore_sigpipe(void);
 
 // Monotonic clock in nanoseconds.
 uint64_t lb_monotonic_ns(void);
+
+// Unix-domain sockets (unix.c): sd_notify datagrams and the listener hand-over of an upgrade
+// (SOCK_SEQPACKET: each message keeps its boundary and the fds passed with it). A path
+// starting with '@' is in the abstract namespace. Return -1 with errno set on failure.
+#define LB_MAX_PASSED_FDS 250
+int lb_unix_datagram_send(const char *path, const void *buf, size_t len);
+int lb_unix_listen(const char *path, int backlog);
+int lb_unix_connect(const char *path);
+// sendmsg with up to LB_MAX_PASSED_FDS descriptors as SCM_RIGHTS; len must be at least 1.
+ssize_t lb_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+// recvmsg; received descriptors (close-on-exec) go to fds, their count to *nfds.
+ssize_t lb_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds);
+// Blocking accept4 with SOCK_CLOEXEC, EINTR retried.
+int lb_unix_accept(int fd);
+// The user id of the process at the other end of a Unix socket (SO_PEERCRED), or -1 with errno.
+long lb_peer_uid(int fd);
+// A bound Unix datagram socket (what systemd listens on for sd_notify; tests play systemd with it).
+int lb_unix_datagram_bind(const char *path);
+// SO_RCVTIMEO: a blocking receive gives up (EAGAIN) after this long.
+int lb_set_receive_timeout(int fd, int milliseconds);
 
 #endif

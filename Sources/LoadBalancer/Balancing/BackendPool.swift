@@ -86,27 +86,57 @@ public final class BackendPool: Sendable {
     /// pick it half-written.
     @discardableResult
     public func add(_ spec: BackendSpec) -> Result<BackendID, PoolError> {
-        let result: Result<BackendID, PoolError> = membership.withLock { m in
-            if m.byAddress[spec.address] != nil { return .failure(.duplicate(spec.address)) }
-            let id: BackendID
-            let now = MonotonicClock.now()
-            if m.nextSlot < table.capacity {
-                id = BackendID(m.nextSlot)
-                m.nextSlot += 1
-            } else if let reusable = m.retired.firstIndex(where: {
-                now - $0.at > Self.slotReuseGrace && table.activeConnections[Int($0.id)].load(ordering: .relaxed) == 0
-            }) {
-                id = m.retired.remove(at: reusable).id
-            } else {
-                return .failure(.full(capacity: table.capacity))
-            }
-            table.prepare(id, address: spec.address, weight: spec.weight)
-            m.byAddress[spec.address] = id
-            m.order.append(id)
-            return .success(id)
-        }
+        let result: Result<BackendID, PoolError> = membership.withLock { m in insert(spec, into: &m, now: MonotonicClock.now()) }
         version.add(1, ordering: .releasing)
         return result
+    }
+
+    /// Adds and removes many backends under one lock and one version bump, so workers rebuild their
+    /// views once however many changed (a reload of thousands). Removed backends' open connections go
+    /// on until they end, as with `remove`. Returns what was refused (a duplicate, a full pool, an
+    /// unknown address); the rest is done.
+    public func update(adding specs: [BackendSpec], removing addresses: [SocketAddress]) -> [PoolError] {
+        if specs.isEmpty && addresses.isEmpty { return [] }
+        let refused: [PoolError] = membership.withLock { m in
+            var refused: [PoolError] = []
+            let now = MonotonicClock.now()
+            let leaving = Set(addresses.compactMap { m.byAddress[$0] })
+            for a in addresses {
+                guard let id = m.byAddress[a] else { refused.append(.unknown(a)); continue }
+                table.admin[Int(id)].store(AdminState.removed.rawValue, ordering: .releasing)
+                m.byAddress[a] = nil
+                if m.countedDown.remove(id) != nil { downCount.subtract(1, ordering: .relaxed) }
+                m.retired.append((id, now))
+            }
+            if !leaving.isEmpty { m.order.removeAll { leaving.contains($0) } }
+            for spec in specs {
+                if case .failure(let e) = insert(spec, into: &m, now: now) { refused.append(e) }
+            }
+            return refused
+        }
+        version.add(1, ordering: .releasing)
+        return refused
+    }
+
+    /// Takes a slot for `spec` (a fresh one, else a retired one past its grace) and publishes it into
+    /// `m`; the caller holds the lock and bumps `version` after.
+    private func insert(_ spec: BackendSpec, into m: inout Membership, now: UInt64) -> Result<BackendID, PoolError> {
+        if m.byAddress[spec.address] != nil { return .failure(.duplicate(spec.address)) }
+        let id: BackendID
+        if m.nextSlot < table.capacity {
+            id = BackendID(m.nextSlot)
+            m.nextSlot += 1
+        } else if let reusable = m.retired.firstIndex(where: {
+            now - $0.at > Self.slotReuseGrace && table.activeConnections[Int($0.id)].load(ordering: .relaxed) == 0
+        }) {
+            id = m.retired.remove(at: reusable).id
+        } else {
+            return .failure(.full(capacity: table.capacity))
+        }
+        table.prepare(id, address: spec.address, weight: spec.weight)
+        m.byAddress[spec.address] = id
+        m.order.append(id)
+        return .success(id)
     }
 
     /// Stops new connections to a backend; open ones finish.

@@ -16,7 +16,8 @@ struct RoundRobinView: ~Copyable {
     private(set) var availableCount = 0
     /// Every member, available or not (probes walk these).
     private(set) var members: [BackendID] = []
-    let panicThreshold: Int?
+    /// Changed by a reload (then the list is rebuilt).
+    var panicThreshold: Int?
     /// The list holds active members regardless of health.
     private(set) var panicking = false
 

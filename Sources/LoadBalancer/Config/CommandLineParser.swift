@@ -11,6 +11,8 @@ public struct DemoSettings: Sendable, Equatable {
 
 public enum ParsedCommand: Sendable {
     case run(Configuration, demo: DemoSettings?)
+    /// `--check`: the configuration is valid; exit 0 without binding anything.
+    case check(Configuration)
     case help
     case version
 }
@@ -58,6 +60,11 @@ public enum CommandLineParser {
       --fail-rate F           fraction of demo backends that are faulty (default 0)
       --fault KIND            fault of those backends: refuse close reset hang slow drip die-mid flap mixed
       --seed S                seed choosing the faulty backends (default 1)
+      --config FILE           read services and settings from a JSON file (docs/config.md);
+                              flags given with it override the file's top-level settings
+      --takeover-socket PATH  upgrade without a dropped connection: take the listening sockets of the
+                              lb serving at PATH (if any), then serve them there to the next one
+      --check                 validate the flags (and file), print a summary, exit 0 or 2
       --help, --version
     Durations take ms, s, m, h (250ms, 2s, 1m).
     """
@@ -66,7 +73,8 @@ public enum CommandLineParser {
         Result { () throws(ConfigError) in try parseThrowing(arguments) }
     }
 
-    static func parseThrowing(_ arguments: [String]) throws(ConfigError) -> ParsedCommand {
+    /// What the flags said so far (the flags, or a config file's keys turned into flags).
+    struct FlagState {
         var config = Configuration()
         var demo: DemoSettings?
         var demoSettings = DemoSettings()
@@ -76,155 +84,184 @@ public enum CommandLineParser {
         var demoOnlyFlag: String?
         var adminFlag: SocketAddress??
         var accessLogFormat: AccessLogSettings.Format?
+        var configPath: String?
+        var check = false
 
+        /// The configuration the flags describe (listeners and backends in place), with the checks
+        /// between flags done. Cross-value checks are `Configuration.validate`'s.
+        func finished() throws(ConfigError) -> Configuration {
+            var config = config
+            switch adminFlag {
+            case .some(let address): config.admin = address
+            case .none: config.admin = demo != nil ? SocketAddress(host: "127.0.0.1", port: 9090) : nil
+            }
+            if let admin = config.admin, !admin.isLoopback, config.adminTokenFile == nil {
+                throw ConfigError(flag: "--admin", value: admin.description, reason: "not a loopback address: give --admin-token-file")
+            }
+            if config.adminTokenFile != nil && config.admin == nil {
+                throw ConfigError(flag: "--admin-token-file", value: nil, reason: "only applies with --admin")
+            }
+            if let format = accessLogFormat {
+                guard config.accessLog != nil else {
+                    throw ConfigError(flag: "--access-log-format", value: nil, reason: "only applies with --access-log")
+                }
+                config.accessLog!.format = format
+            }
+            if let demoOnlyFlag, demo == nil {
+                throw ConfigError(flag: demoOnlyFlag, value: nil, reason: "only applies with --demo")
+            }
+            if !listens.isEmpty { config.listen = listens }
+            if sawBackend { config.backends = backends }
+            return config
+        }
+    }
+
+    static func parseThrowing(_ arguments: [String]) throws(ConfigError) -> ParsedCommand {
+        var state = FlagState()
         var args = ArgumentCursor(arguments)
         while let flag = args.next() {
             switch flag {
             case "--help", "-h": return .help
             case "--version": return .version
-            case "--listen":
-                listens.append(try args.value(for: flag, ValueParsers.listenAddress))
-            case "--backend":
-                backends += try args.value(for: flag, ValueParsers.backends)
-                sawBackend = true
-            case "--workers":
-                config.workers = try args.integer(for: flag, in: 1...256)
-            case "--backlog":
-                config.backlog = Int32(try args.integer(for: flag, in: 1...65535))
-            case "--connect-timeout":
-                config.connectTimeout = try args.positiveDuration(for: flag)
-            case "--idle-timeout":
-                config.idleTimeout = try args.positiveDuration(for: flag)
-            case "--fin-timeout":
-                config.finTimeout = try args.positiveDuration(for: flag)
-            case "--drain-timeout":
-                config.drainTimeout = try args.duration(for: flag)
-            case "--retries":
-                config.retries = try args.integer(for: flag, in: 0...100)
-            case "--on-no-backend":
-                config.onNoBackend = try args.value(for: flag, else: "expected http502 or close", NoBackendAction.init(rawValue:))
-            case "--buffer-size":
-                config.bufferSize = try args.byteSize(for: flag, in: 1024...(16 * 1024 * 1024))
-            case "--splice":
-                let v = try args.value(for: flag)
-                switch v {
-                case "on": config.splice = true
-                case "off": config.splice = false
-                default: throw ConfigError(flag: flag, value: v, reason: "expected on or off")
-                }
-            case "--health-check":
-                let v = try args.value(for: flag)
-                switch v {
-                case "down": config.health.mode = .downOnly
-                case "all", "tcp": config.health.mode = .all
-                default:
-                    guard v.hasPrefix("http:/"), !v.contains(" "), v.allSatisfy({ $0.isASCII && !$0.isNewline }) else {
-                        throw ConfigError(flag: flag, value: v, reason: "expected down, all or http:/PATH")
-                    }
-                    config.health.mode = .http(path: String(v.dropFirst(5)))
-                }
-            case "--health-interval":
-                config.health.interval = try args.positiveDuration(for: flag)
-            case "--health-timeout":
-                config.health.timeout = try args.positiveDuration(for: flag)
-            case "--health-rise":
-                config.health.rise = try args.integer(for: flag, in: 1...100)
-            case "--health-fall":
-                config.health.fall = try args.integer(for: flag, in: 1...100)
-            case "--health-max-inflight":
-                config.health.maxInFlight = try args.integer(for: flag, in: 1...100_000)
-            case "--panic-threshold":
-                let v = try args.value(for: flag)
-                if v == "off" {
-                    config.panicThreshold = nil
-                } else {
-                    guard let percent = Int(v.hasSuffix("%") ? String(v.dropLast()) : v), (0...100).contains(percent) else {
-                        throw ConfigError(flag: flag, value: v, reason: "expected a percentage from 0 to 100, or off")
-                    }
-                    config.panicThreshold = percent
-                }
-            case "--check-on-idle":
-                let v = try args.value(for: flag)
-                switch v {
-                case "on": config.checkOnIdle = true
-                case "off": config.checkOnIdle = false
-                default: throw ConfigError(flag: flag, value: v, reason: "expected on or off")
-                }
-            case "--quiet":
-                config.logBackendChanges = false
-            case "--admin":
-                let v = try args.value(for: flag)
-                if v == "off" {
-                    adminFlag = .some(nil)
-                } else {
-                    switch ValueParsers.listenAddress(v) {
-                    case .success(let address): adminFlag = .some(address)
-                    case .failure(let f): throw ConfigError(flag: flag, value: v, reason: f.reason + " (or off)")
-                    }
-                }
-            case "--admin-token-file":
-                let v = try args.value(for: flag)
-                guard !v.isEmpty else { throw ConfigError(flag: flag, value: v, reason: "expected a file path") }
-                config.adminTokenFile = v
-            case "--access-log":
-                let v = try args.value(for: flag)
-                guard !v.isEmpty else { throw ConfigError(flag: flag, value: v, reason: "expected a file path or -") }
-                config.accessLog = AccessLogSettings(path: v)
-            case "--access-log-format":
-                let format: AccessLogSettings.Format = try args.value(for: flag, else: "expected text or json", AccessLogSettings.Format.init(rawValue:))
-                accessLogFormat = format
-            case "--demo":
-                demo = demoSettings
-            case "--demo-count":
-                demoSettings.count = try args.integer(for: flag, in: 1...10_000)
-                demoOnlyFlag = flag
-            case "--fail-rate":
-                demoSettings.failRate = try args.fraction(for: flag); demoOnlyFlag = flag
-            case "--fault":
-                let v = try args.value(for: flag)
-                guard DemoSettings.faultKinds.contains(v) else {
-                    throw ConfigError(flag: flag, value: v, reason: "expected one of \(DemoSettings.faultKinds.joined(separator: ", "))")
-                }
-                demoSettings.fault = v; demoOnlyFlag = flag
-            case "--seed":
-                demoSettings.seed = try args.seed(for: flag); demoOnlyFlag = flag
-            default:
-                throw ArgumentCursor.unrecognized(flag)
+            default: try apply(flag, &args, to: &state)
             }
         }
+        if let path = state.configPath {
+            // The file first, then every flag again on top of its top-level settings.
+            for (flag, given) in [("--listen", !state.listens.isEmpty), ("--backend", state.sawBackend), ("--demo", state.demo != nil)] where given {
+                throw ConfigError(flag: flag, value: nil, reason: "not with --config (describe services in the file)")
+            }
+            let config = try ConfigFile.load(path, overrides: arguments)
+            return state.check ? .check(config) : .run(config, demo: nil)
+        }
+        if state.demo != nil { state.demo = state.demoSettings }
+        let config = try state.finished()
+        try config.validate(origin: .flags)
+        return state.check ? .check(config) : .run(config, demo: state.demo)
+    }
 
-        if demo != nil { demo = demoSettings }
-        switch adminFlag {
-        case .some(let address): config.admin = address
-        case .none: config.admin = demo != nil ? SocketAddress(host: "127.0.0.1", port: 9090) : nil
-        }
-        if let admin = config.admin, !admin.isLoopback, config.adminTokenFile == nil {
-            throw ConfigError(flag: "--admin", value: admin.description, reason: "not a loopback address: give --admin-token-file")
-        }
-        if config.adminTokenFile != nil && config.admin == nil {
-            throw ConfigError(flag: "--admin-token-file", value: nil, reason: "only applies with --admin")
-        }
-        if let format = accessLogFormat {
-            guard config.accessLog != nil else {
-                throw ConfigError(flag: "--access-log-format", value: nil, reason: "only applies with --access-log")
+    /// Applies one flag (its value taken from `args`) to `state`. Shared by the command line and config
+    /// files, so every flag is also a file key with the same checks.
+    static func apply(_ flag: String, _ args: inout ArgumentCursor, to state: inout FlagState) throws(ConfigError) {
+        switch flag {
+        case "--config":
+            state.configPath = try args.value(for: flag)
+        case "--check":
+            state.check = true
+        case "--takeover-socket":
+            let path = try args.value(for: flag)
+            guard !path.isEmpty, path.utf8.count < 100 else {
+                throw ConfigError(flag: flag, value: path, reason: "a socket path is 1 to 99 bytes")
             }
-            config.accessLog!.format = format
-        }
-        if let demoOnlyFlag, demo == nil {
-            throw ConfigError(flag: demoOnlyFlag, value: nil, reason: "only applies with --demo")
-        }
-        if !listens.isEmpty { config.listen = listens }
-        if sawBackend {
-            var seen = Set<SocketAddress>()
-            for b in backends where !seen.insert(b.address).inserted {
-                throw ConfigError(flag: "--backend", value: b.address.description, reason: "listed twice")
+            state.config.takeoverSocket = path
+        case "--listen":
+            state.listens.append(try args.value(for: flag, ValueParsers.listenAddress))
+        case "--backend":
+            state.backends += try args.value(for: flag, ValueParsers.backends)
+            state.sawBackend = true
+        case "--workers":
+            state.config.workers = try args.integer(for: flag, in: 1...256)
+        case "--backlog":
+            state.config.backlog = Int32(try args.integer(for: flag, in: 1...65535))
+        case "--connect-timeout":
+            state.config.connectTimeout = try args.positiveDuration(for: flag)
+        case "--idle-timeout":
+            state.config.idleTimeout = try args.positiveDuration(for: flag)
+        case "--fin-timeout":
+            state.config.finTimeout = try args.positiveDuration(for: flag)
+        case "--drain-timeout":
+            state.config.drainTimeout = try args.duration(for: flag)
+        case "--retries":
+            state.config.retries = try args.integer(for: flag, in: 0...100)
+        case "--on-no-backend":
+            state.config.onNoBackend = try args.value(for: flag, else: "expected http502 or close", NoBackendAction.init(rawValue:))
+        case "--buffer-size":
+            state.config.bufferSize = try args.byteSize(for: flag, in: 1024...(16 * 1024 * 1024))
+        case "--splice":
+            let v = try args.value(for: flag)
+            switch v {
+            case "on": state.config.splice = true
+            case "off": state.config.splice = false
+            default: throw ConfigError(flag: flag, value: v, reason: "expected on or off")
             }
-            config.backends = backends
+        case "--health-check":
+            let v = try args.value(for: flag)
+            switch v {
+            case "down": state.config.health.mode = .downOnly
+            case "all", "tcp": state.config.health.mode = .all
+            default:
+                guard v.hasPrefix("http:/"), !v.contains(" "), v.allSatisfy({ $0.isASCII && !$0.isNewline }) else {
+                    throw ConfigError(flag: flag, value: v, reason: "expected down, all or http:/PATH")
+                }
+                state.config.health.mode = .http(path: String(v.dropFirst(5)))
+            }
+        case "--health-interval":
+            state.config.health.interval = try args.positiveDuration(for: flag)
+        case "--health-timeout":
+            state.config.health.timeout = try args.positiveDuration(for: flag)
+        case "--health-rise":
+            state.config.health.rise = try args.integer(for: flag, in: 1...100)
+        case "--health-fall":
+            state.config.health.fall = try args.integer(for: flag, in: 1...100)
+        case "--health-max-inflight":
+            state.config.health.maxInFlight = try args.integer(for: flag, in: 1...100_000)
+        case "--panic-threshold":
+            let v = try args.value(for: flag)
+            if v == "off" {
+                state.config.panicThreshold = nil
+            } else {
+                guard let percent = Int(v.hasSuffix("%") ? String(v.dropLast()) : v), (0...100).contains(percent) else {
+                    throw ConfigError(flag: flag, value: v, reason: "expected a percentage from 0 to 100, or off")
+                }
+                state.config.panicThreshold = percent
+            }
+        case "--check-on-idle":
+            let v = try args.value(for: flag)
+            switch v {
+            case "on": state.config.checkOnIdle = true
+            case "off": state.config.checkOnIdle = false
+            default: throw ConfigError(flag: flag, value: v, reason: "expected on or off")
+            }
+        case "--quiet":
+            state.config.logBackendChanges = false
+        case "--admin":
+            let v = try args.value(for: flag)
+            if v == "off" {
+                state.adminFlag = .some(nil)
+            } else {
+                switch ValueParsers.listenAddress(v) {
+                case .success(let address): state.adminFlag = .some(address)
+                case .failure(let f): throw ConfigError(flag: flag, value: v, reason: f.reason + " (or off)")
+                }
+            }
+        case "--admin-token-file":
+            let v = try args.value(for: flag)
+            guard !v.isEmpty else { throw ConfigError(flag: flag, value: v, reason: "expected a file path") }
+            state.config.adminTokenFile = v
+        case "--access-log":
+            let v = try args.value(for: flag)
+            guard !v.isEmpty else { throw ConfigError(flag: flag, value: v, reason: "expected a file path or -") }
+            state.config.accessLog = AccessLogSettings(path: v)
+        case "--access-log-format":
+            let format: AccessLogSettings.Format = try args.value(for: flag, else: "expected text or json", AccessLogSettings.Format.init(rawValue:))
+            state.accessLogFormat = format
+        case "--demo":
+            state.demo = state.demoSettings
+        case "--demo-count":
+            state.demoSettings.count = try args.integer(for: flag, in: 1...10_000)
+            state.demoOnlyFlag = flag
+        case "--fail-rate":
+            state.demoSettings.failRate = try args.fraction(for: flag); state.demoOnlyFlag = flag
+        case "--fault":
+            let v = try args.value(for: flag)
+            guard DemoSettings.faultKinds.contains(v) else {
+                throw ConfigError(flag: flag, value: v, reason: "expected one of \(DemoSettings.faultKinds.joined(separator: ", "))")
+            }
+            state.demoSettings.fault = v; state.demoOnlyFlag = flag
+        case "--seed":
+            state.demoSettings.seed = try args.seed(for: flag); state.demoOnlyFlag = flag
+        default:
+            throw ArgumentCursor.unrecognized(flag)
         }
-        var seenListen = Set<SocketAddress>()
-        for l in config.listen where l.port != 0 && !seenListen.insert(l).inserted {
-            throw ConfigError(flag: "--listen", value: l.description, reason: "listed twice")
-        }
-        return .run(config, demo: demo)
     }
 }

@@ -13,7 +13,7 @@ public struct BackendSpec: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// What a client gets when no backend would take its connection.
-public enum NoBackendAction: String, Sendable {
+public enum NoBackendAction: String, Sendable, Equatable {
     case http502
     case close
 }
@@ -58,7 +58,7 @@ public struct AccessLogSettings: Sendable, Equatable {
 
 /// Everything `lb` runs with. Defaults are documented here and in README.md; parsing and validation are
 /// pure (see `CommandLineParser`) and tested without a socket.
-public struct Configuration: Sendable {
+public struct Configuration: Sendable, Equatable {
     /// 0.0.0.0:8080
     public var listen: [SocketAddress] = [SocketAddress(ipv4: (0, 0, 0, 0), port: 8080)]
     /// 127.0.0.1:8000-12999 and [::1]:13000-17999.
@@ -89,6 +89,15 @@ public struct Configuration: Sendable {
     public var checkOnIdle = true
     /// Log each backend state change to stderr.
     public var logBackendChanges = true
+    /// The services, each with its own listeners, pool and settings (a config file's `services`).
+    /// Empty: one service named `default` made of `listen`, `backends` and the settings above (the
+    /// flags). See `effectiveServices`.
+    public var services: [ServiceConfiguration] = []
+    /// Where this process serves its listening sockets to a newer `lb` (and asks an older one for
+    /// them at start): `--takeover-socket PATH`. See `Takeover`.
+    public var takeoverSocket: String?
+    /// The config file these settings came from (`--config`), read again on reload; nil for flags only.
+    public var configFile: String?
     /// One line per closed pair (`--access-log`); nil: off, and workers keep no records.
     public var accessLog: AccessLogSettings?
     /// The admin HTTP server's address (`--admin`); nil: off. Served by the `lb` executable (the

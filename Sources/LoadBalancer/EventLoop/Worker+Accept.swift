@@ -6,10 +6,10 @@ extension Worker {
         listenersRegistered = true
     }
 
-    static func register(_ listeners: [Int32], with epoll: borrowing Epoll) throws(SystemError) {
-        for (i, fd) in listeners.enumerated() {
+    static func register(_ listeners: [WorkerListener], with epoll: borrowing Epoll) throws(SystemError) {
+        for (i, l) in listeners.enumerated() where l.fd >= 0 {
             // Level-triggered: a paused listener re-added later reports the backlog it kept.
-            try epoll.add(fd, events: EpollEvents.input, data: EventTag.make(EventTag.listener, index: Int32(i), generation: 0))
+            try epoll.add(l.fd, events: EpollEvents.input, data: EventTag.make(EventTag.listener, index: Int32(i), generation: 0))
         }
     }
 
@@ -23,7 +23,7 @@ extension Worker {
     /// Stops polling the listeners for a short back-off; waiting clients stay in the kernel's backlog.
     mutating func pauseListeners(_ reason: PauseReason) {
         guard listenersRegistered else { return }
-        for fd in listeners { epoll.remove(fd) }
+        for l in listeners where l.fd >= 0 { epoll.remove(l.fd) }
         listenersRegistered = false
         resumeListenersAt = now + 100_000_000
         shared.bump(.acceptPauses)
@@ -53,13 +53,18 @@ extension Worker {
             resumeListenersAt = 0
         } catch {
             // Undo a partial registration and try again after another back-off, rather than never.
-            for fd in listeners { epoll.remove(fd) }
+            for l in listeners where l.fd >= 0 { epoll.remove(l.fd) }
             resumeListenersAt = now + 100_000_000
         }
     }
 
     mutating func closeListeners() {
-        for fd in listeners { Sys.close(fd) }
+        for l in listeners where l.fd >= 0 {
+            // Removed first: closing does not end the registration while another process holds the
+            // socket (a takeover), and the level-triggered listener would keep waking this loop.
+            if listenersRegistered { epoll.remove(l.fd) }
+            Sys.close(l.fd)
+        }
         listeners.removeAll()
         listenersRegistered = false
         resumeListenersAt = 0
@@ -71,7 +76,13 @@ extension Worker {
     /// connection against 16.4, the saved EAGAIN costing more epoll_waits.)
     mutating func acceptConnections(listener: Int) {
         guard listener < listeners.count, listenersRegistered else { return }
-        let lfd = listeners[listener]
+        let lfd = listeners[listener].fd
+        let service = listeners[listener].service
+        // Access-log records name the listener by its position in `LoadBalancer.listenAddresses` as
+        // started: ids are handed out in that order from 1 (listeners a reload adds come after, and
+        // print as "-").
+        let position = Int(listeners[listener].id) - 1
+        guard lfd >= 0 else { return }
         // The client's address is asked for only when the access log will print it.
         var peer = SocketAddress()
         let wantsPeer = peers != nil
@@ -93,7 +104,7 @@ extension Worker {
             }
             guard case .done(let raw) = result else { return }
             let fd = Int32(raw)
-            startPair(clientFD: fd, listener: listener, peer: peer)
+            startPair(clientFD: fd, service: service, listener: position, peer: peer)
             if Int(fd) >= settings.fdLimit - settings.fdReserve {
                 pauseListeners(.reserveReached(fd: fd))
                 return
@@ -101,10 +112,11 @@ extension Worker {
         }
     }
 
-    private mutating func startPair(clientFD fd: Int32, listener: Int, peer: SocketAddress) {
+    private mutating func startPair(clientFD fd: Int32, service: UInt16, listener: Int, peer: SocketAddress) {
         let index = allocatePair()
         let p = pairs + Int(index)
         p.pointee.clientFD = fd
+        p.pointee.service = service
         p.pointee.lastActivity = now
         p.pointee.acceptedAt = now
         p.pointee.listener = UInt16(truncatingIfNeeded: listener)
@@ -120,7 +132,11 @@ extension Worker {
         activePairs += 1
         shared.bump(.accepted)
         shared.bump(.activePairs)
-        _ = execute(p, p.pointee.lifecycle.accepted(now: now, settings: settings.pair))
+        let s = self.service(p)
+        s.pointee.activePairs += 1
+        s.pointee.service.bump(.accepted, worker: shared.index)
+        s.pointee.service.bump(.activePairs, worker: shared.index)
+        _ = execute(p, p.pointee.lifecycle.accepted(now: now, settings: s.pointee.settings.pair))
     }
 
     static let acceptsPerEvent = 64

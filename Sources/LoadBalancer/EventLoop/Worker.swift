@@ -4,17 +4,27 @@ import Glibc
 /// One event loop on one thread: its own epoll, its own SO_REUSEPORT listeners, its own pair table,
 /// timers, buffers and probes. A pair lives on the worker that accepted it for its whole life.
 ///
-/// Everything here is owned by the worker thread; the only shared state it touches is the backend pool
-/// (atomics), the event log (rare), and `shared` (its command queue and counters).
+/// Every worker serves every service: its service table holds, at each service's index, that
+/// service's settings, pool view and health-check walk (`WorkerService`); a pair carries the index.
+///
+/// Everything here is owned by the worker thread; the only shared state it touches is the services'
+/// pools (atomics), the event log (rare), and `shared` (its command queue and counters).
 struct Worker: ~Copyable {
     let shared: WorkerShared
-    let pool: BackendPool
     let log: EventLog
     let settings: WorkerSettings
     let epoll: Epoll
     let scratch: UnsafeMutableRawPointer
 
-    var listeners: [Int32]
+    /// Indexed by service index; slots are never reused (see `Service`).
+    var services: UnsafeMutablePointer<WorkerService>
+    var serviceCount = 0
+    var serviceCapacity: Int
+    /// The earliest `retireDeadline` of a retired service with pairs still open (0: none).
+    var nextRetireDeadline: UInt64 = 0
+
+    /// A closed listener keeps its place as fd -1, so the epoll tags of the others stay valid.
+    var listeners: [WorkerListener]
     var listenersRegistered = false
     /// One fd held in reserve (an eventfd), given up when a backend socket cannot be had, so a pair
     /// already accepted is never lost to fd exhaustion. Accepting resumes only once it is back.
@@ -31,7 +41,6 @@ struct Worker: ~Copyable {
     var activePairs = 0
 
     var timers: TimerWheel
-    var view: RoundRobinView
     var buffers: BufferPool
     var pipes: PipePool
     var prober: Prober
@@ -41,9 +50,11 @@ struct Worker: ~Copyable {
     var drainDeadline: UInt64 = 0
     var running = true
 
-    init(shared: WorkerShared, pool: BackendPool, log: EventLog, settings: WorkerSettings, listeners: [Int32]) throws(SystemError) {
+    init(
+        shared: WorkerShared, services: [(Service, ServiceRunSettings)], log: EventLog, settings: WorkerSettings,
+        listeners: [WorkerListener]
+    ) throws(SystemError) {
         self.shared = shared
-        self.pool = pool
         self.log = log
         self.settings = settings
         self.listeners = listeners
@@ -64,8 +75,14 @@ struct Worker: ~Copyable {
         timers = TimerWheel(capacity: pairCapacity, now: now)
         buffers = BufferPool(size: settings.bufferSize)
         pipes = PipePool()
-        view = RoundRobinView(panicThreshold: settings.panicThreshold)
-        prober = Prober(settings: settings, workerIndex: shared.index, backendCapacity: pool.table.capacity, now: now)
+        prober = Prober(settings: settings, workerIndex: shared.index, now: now)
+        serviceCapacity = max(4, services.count)
+        self.services = .allocate(capacity: serviceCapacity)
+        for (service, runSettings) in services {
+            precondition(service.index == serviceCount, "services are indexed in order")
+            (self.services + serviceCount).initialize(to: WorkerService(service: service, settings: runSettings, workerIndex: shared.index, now: now))
+            serviceCount += 1
+        }
         for i in stride(from: pairCapacity - 1, through: 0, by: -1) {
             pairs[i].nextFree = freeHead
             freeHead = Int32(i)
@@ -76,7 +93,9 @@ struct Worker: ~Copyable {
     /// A worker owns its listeners and spare fd from `init` on: one that never ran (a later worker or
     /// thread failed to start) closes them here; `run()` has closed them already otherwise.
     deinit {
-        for fd in listeners { Sys.close(fd) }
+        for l in listeners where l.fd >= 0 { Sys.close(l.fd) }
+        services.deinitialize(count: serviceCount)
+        services.deallocate()
         if spareFD >= 0 { Sys.close(spareFD) }
         pairs.deinitialize(count: pairCapacity)
         pairs.deallocate()
@@ -87,7 +106,7 @@ struct Worker: ~Copyable {
     // MARK: the loop
 
     mutating func run() {
-        view.rebuild(from: pool)
+        for i in 0..<serviceCount { services[i].view.rebuild(from: services[i].pool) }
         while running {
             // `now` is from just after the last wait: the batch since took microseconds, and a timer
             // woken a little late is still never early. One clock read per iteration, not two.
@@ -100,14 +119,12 @@ struct Worker: ~Copyable {
                 break
             }
             now = MonotonicClock.now()
-            // After the wait, not before: a pool change made while this loop slept is seen before
-            // any pick it could affect.
-            _ = view.refresh(from: pool)
             for i in 0..<n {
                 let event = epoll.events[i]
                 dispatch(tag: event.data, events: event.events)
             }
             expireTimers()
+            if nextRetireDeadline != 0 && now >= nextRetireDeadline { closeRetiredPairs() }
             runProbeSchedule()
             publishGauges()
             if !listenersRegistered && !draining && resumeListenersAt != 0 && now >= resumeListenersAt {
@@ -132,13 +149,11 @@ struct Worker: ~Copyable {
     /// resumption and the drain deadline (-1: none).
     private mutating func nextTimeout() -> Int32 {
         var timeout = timers.millisecondsUntilNext(now: now)
-        if !prober.idle(pool: pool) || prober.inFlight > 0 {
-            timeout = Self.earlier(timeout, prober.millisecondsUntilNext(now: now, pool: pool))
-        } else {
-            // Idle probers still look once an interval: another worker (or the API) may have marked
-            // down a backend of this worker's share, and nothing else would wake this loop.
-            timeout = Self.earlier(timeout, Int32(clamping: max(prober.interval / 1_000_000, 1)))
+        timeout = Self.earlier(timeout, prober.wheel.millisecondsUntilNext(now: now))
+        for i in 0..<serviceCount where !services[i].retired {
+            timeout = Self.earlier(timeout, services[i].walk.millisecondsUntilNext(now: now, pool: services[i].pool))
         }
+        if nextRetireDeadline != 0 { timeout = Self.earlier(timeout, milliseconds(until: nextRetireDeadline)) }
         if resumeListenersAt != 0 { timeout = Self.earlier(timeout, milliseconds(until: resumeListenersAt)) }
         if draining { timeout = Self.earlier(timeout, milliseconds(until: drainDeadline)) }
         return timeout
@@ -151,7 +166,7 @@ struct Worker: ~Copyable {
         return min(a, b)
     }
 
-    private func milliseconds(until deadline: UInt64) -> Int32 {
+    func milliseconds(until deadline: UInt64) -> Int32 {
         deadline <= now ? 0 : Int32(min((deadline - now + 999_999) / 1_000_000, 60_000))
     }
 
@@ -176,6 +191,14 @@ struct Worker: ~Copyable {
 
     private mutating func handle(_ command: WorkerCommand) {
         switch command {
+        case .reconfigure(let change):
+            apply(change)
+        case .exportListeners(let export):
+            var copies: [(id: UInt32, fd: Int32)] = []
+            for l in listeners where l.fd >= 0 && !draining {
+                if let fd = try? Sys.duplicate(l.fd) { copies.append((l.id, fd)) }
+            }
+            export.deliver(worker: shared.index, copies)
         case .drain(let deadline):
             if !draining {
                 draining = true
@@ -195,7 +218,7 @@ struct Worker: ~Copyable {
             guard p.pointee.inUse else { continue }
             let actions = p.pointee.lifecycle.timerFired(
                 now: now, lastActivity: p.pointee.lastActivity, clientWaiting: p.pointee.clientWaiting,
-                settings: settings.pair)
+                settings: pairSettings(p))
             _ = execute(p, actions)
         }
         expireProbes()
@@ -217,6 +240,17 @@ struct Worker: ~Copyable {
     }
 
     // MARK: pair table
+
+    /// The settings of the pair's service: an index into the service table, no lock, no allocation.
+    @inline(__always)
+    func pairSettings(_ p: UnsafeMutablePointer<ConnectionPair>) -> PairSettings {
+        services[Int(p.pointee.service)].settings.pair
+    }
+
+    @inline(__always)
+    func service(_ p: UnsafeMutablePointer<ConnectionPair>) -> UnsafeMutablePointer<WorkerService> {
+        services + Int(p.pointee.service)
+    }
 
     mutating func allocatePair() -> Int32 {
         if freeHead < 0 { growPairs() }

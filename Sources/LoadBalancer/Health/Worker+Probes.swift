@@ -1,31 +1,39 @@
 import Glibc
 
 extension Worker {
-    /// Walks this worker's share of the pool and starts the probes that are due.
+    /// Walks this worker's share of each service's pool and starts the probes that are due.
     mutating func runProbeSchedule() {
         startRequestedChecks()
-        if prober.idle(pool: pool) || prober.nextStepAt > now {
-            if prober.nextStepAt < now { prober.nextStepAt = now }
+        for i in 0..<serviceCount where !services[i].retired {
+            runProbeSchedule(services + i)
+        }
+    }
+
+    private mutating func runProbeSchedule(_ svc: UnsafeMutablePointer<WorkerService>) {
+        let pool = svc.pointee.pool
+        if svc.pointee.walk.idle(pool: pool) || svc.pointee.walk.nextStepAt > now {
+            if svc.pointee.walk.nextStepAt < now { svc.pointee.walk.nextStepAt = now }
             return
         }
-        let members = view.members
+        _ = svc.pointee.view.refresh(from: pool)
+        let members = svc.pointee.view.members
         if prober.workerIndex >= members.count {
             // No share here (fewer backends than workers): look again an interval later, not every tick.
-            prober.nextStepAt = now + prober.interval
+            svc.pointee.walk.nextStepAt = now + svc.pointee.walk.interval
             return
         }
-        let step = prober.step(members: members.count)
-        if now - prober.nextStepAt > prober.interval { prober.nextStepAt = now }  // fell behind: no burst
+        let step = svc.pointee.walk.step(members: members.count, workerIndex: prober.workerIndex, workerCount: prober.workerCount)
+        if now - svc.pointee.walk.nextStepAt > svc.pointee.walk.interval { svc.pointee.walk.nextStepAt = now }  // fell behind: no burst
         var budget = (members.count + prober.workerCount - 1) / prober.workerCount
-        while prober.nextStepAt <= now && budget > 0 {
-            if prober.cursor >= members.count { prober.cursor = prober.workerIndex }
-            let id = members[prober.cursor]
-            if needsProbe(id) && !prober.probing[Int(id)] {
+        while svc.pointee.walk.nextStepAt <= now && budget > 0 {
+            if svc.pointee.walk.cursor >= members.count { svc.pointee.walk.cursor = prober.workerIndex }
+            let id = members[svc.pointee.walk.cursor]
+            if needsProbe(id, svc) && !svc.pointee.walk.probing[Int(id)] {
                 if prober.inFlight >= prober.capacity { break }  // at the cap: same backend next time
-                startProbe(id)
+                startProbe(id, svc)
             }
-            prober.cursor += prober.workerCount
-            prober.nextStepAt += step
+            svc.pointee.walk.cursor += prober.workerCount
+            svc.pointee.walk.nextStepAt += step
             budget -= 1
         }
     }
@@ -33,29 +41,34 @@ extension Worker {
     /// Checks asked for by idle timeouts, started before the walk (one per backend at a time: a probe
     /// already in flight answers for it).
     private mutating func startRequestedChecks() {
-        while prober.requestedCount > 0 && prober.inFlight < prober.capacity, let id = prober.nextRequest() {
-            guard Int(id) < prober.probingCapacity, !prober.probing[Int(id)], pool.table.isActive(id) else { continue }
-            startProbe(id, confirm: true)
+        while prober.requestedCount > 0 && prober.inFlight < prober.capacity, let (service, id) = prober.nextRequest() {
+            guard Int(service) < serviceCount else { continue }
+            let svc = services + Int(service)
+            guard !svc.pointee.retired, Int(id) < svc.pointee.walk.probingCapacity, !svc.pointee.walk.probing[Int(id)],
+                  svc.pointee.pool.table.isActive(id) else { continue }
+            startProbe(id, svc, confirm: true)
         }
     }
 
-    private func needsProbe(_ id: BackendID) -> Bool {
-        guard Int(id) < prober.probingCapacity else { return false }
-        let admin = pool.table.admin[Int(id)].load(ordering: .relaxed)
+    private func needsProbe(_ id: BackendID, _ svc: UnsafeMutablePointer<WorkerService>) -> Bool {
+        guard Int(id) < svc.pointee.walk.probingCapacity else { return false }
+        let table = svc.pointee.pool.table
+        let admin = table.admin[Int(id)].load(ordering: .relaxed)
         if admin == AdminState.removed.rawValue || admin == AdminState.disabled.rawValue { return false }
-        if prober.downOnly { return !pool.table.healthState(id).isUp }
+        if svc.pointee.walk.downOnly { return !table.healthState(id).isUp }
         return true
     }
 
-    private mutating func startProbe(_ id: BackendID, confirm: Bool = false) {
+    private mutating func startProbe(_ id: BackendID, _ svc: UnsafeMutablePointer<WorkerService>, confirm: Bool = false) {
         guard let slot = prober.allocate() else { return }
         shared.bump(.probesStarted)
-        let address = pool.table.addresses[Int(id)]
+        let address = svc.pointee.pool.table.addresses[Int(id)]
         let s = prober.slots + Int(slot)
         s.pointee.backend = id
+        s.pointee.service = UInt16(svc - services)
         s.pointee.confirm = confirm
-        prober.probing[Int(id)] = true
-        let tcp = prober.httpRequest.isEmpty
+        svc.pointee.walk.probing[Int(id)] = true
+        let tcp = svc.pointee.walk.httpRequest.isEmpty
         var fd = tcp ? takeReusableProbeSocket(v6: address.isIPv6) : -1
         if fd < 0 {
             do {
@@ -93,14 +106,14 @@ extension Worker {
             abandonProbe(slot)  // out of epoll watches or memory: ours, not the backend's
             return
         }
-        prober.wheel.schedule(slot, at: now + prober.timeout)
+        prober.wheel.schedule(slot, at: now + svc.pointee.walk.timeout)
     }
 
     /// Gives up a probe that failed on our side: no health event, the walk tries again next round.
     private mutating func abandonProbe(_ slot: Int32) {
         let s = prober.slots + Int(slot)
         if s.pointee.fd >= 0 { Sys.close(s.pointee.fd) }
-        prober.probing[Int(s.pointee.backend)] = false
+        services[Int(s.pointee.service)].walk.probing[Int(s.pointee.backend)] = false
         prober.free(slot)
     }
 
@@ -129,12 +142,13 @@ extension Worker {
             finishProbe(index, ok: false, failure: ConnectFailure(errno: err == 0 ? ECONNREFUSED : err))
             return
         }
-        if prober.httpRequest.isEmpty {
+        let svc = services + Int(s.pointee.service)
+        if svc.pointee.walk.httpRequest.isEmpty {
             if events & EpollEvents.output != 0 { finishProbe(index, ok: true, failure: .other) }
             return
         }
         if !s.pointee.requestSent && events & EpollEvents.output != 0 {
-            let sent = prober.httpRequest.withUnsafeBytes { raw in
+            let sent = svc.pointee.walk.httpRequest.withUnsafeBytes { raw in
                 (try? Sys.write(s.pointee.fd, raw.baseAddress!, raw.count)) == .done(raw.count)
             }
             guard sent else { finishProbe(index, ok: false, failure: .reset); return }
@@ -194,25 +208,26 @@ extension Worker {
         let answerMissing = timedOut && s.pointee.requestSent
         if s.pointee.fd >= 0 { Sys.close(s.pointee.fd) }
         if !timedOut { prober.wheel.cancel(slot) }
-        prober.probing[Int(id)] = false
+        let svc = services + Int(s.pointee.service)
+        svc.pointee.walk.probing[Int(id)] = false
         prober.free(slot)
         if !ok { shared.bump(.probesFailed) }
         let event: HealthEvent = ok ? .probeSucceeded : .probeFailed(failure)
-        let (transition, state) = pool.apply(event, to: id, rise: settings.rise, fall: settings.fall)
-        let address = pool.table.addresses[Int(id)]
+        let settings = svc.pointee.settings
+        let (transition, state) = svc.pointee.pool.apply(event, to: id, rise: settings.rise, fall: settings.fall)
         switch transition {
         case .wentUp:
-            log.backendChanged(address, "up", "health check passed (\(settings.rise)/\(settings.rise))")
+            backendChanged(id, svc, "up", "health check passed (\(settings.rise)/\(settings.rise))")
         case .wentDown:
             let why =
                 httpStatus ? "health check got a non-2xx answer"
                 : answerMissing ? "health check got no answer in time" : "health check failed: \(failure)"
             let after = confirm ? " after an idle timeout" : ""
-            log.backendChanged(address, "down", "\(why)\(after) (\(state.failStreak)/\(settings.fall))")
+            backendChanged(id, svc, "down", "\(why)\(after) (\(state.failStreak)/\(settings.fall))")
         case .none:
             // A failed confirmation of an idle timeout asks again at once: `fall` failures in a row, or
             // one pass, settle it, with no traffic needed.
-            if confirm && !ok && state.isUp { prober.request(id) }
+            if confirm && !ok && state.isUp { prober.request(id, service: UInt16(svc - services)) }
         }
     }
 
@@ -224,7 +239,7 @@ extension Worker {
             let s = prober.slots + i
             if s.pointee.fd >= 0 { Sys.close(s.pointee.fd) }
             prober.wheel.cancel(Int32(i))
-            prober.probing[Int(s.pointee.backend)] = false
+            services[Int(s.pointee.service)].walk.probing[Int(s.pointee.backend)] = false
             prober.free(Int32(i))
         }
     }

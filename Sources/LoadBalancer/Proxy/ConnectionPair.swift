@@ -37,6 +37,8 @@ struct ConnectionPair {
     var generation: UInt32 = 0
     var nextFree: Int32 = -1
     var backend: BackendID = -1
+    /// The pair's service: its index in the worker's service table (settings, pool, counters).
+    var service: UInt16 = 0
     var inUse = false
     /// The last bytes moved went client to backend: the client is waiting for an answer.
     var clientWaiting = false

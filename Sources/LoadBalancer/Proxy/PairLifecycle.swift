@@ -9,12 +9,16 @@ public struct PairSettings: Sendable, Equatable {
     public var onNoBackend: NoBackendAction
 
     public init(_ config: Configuration) {
-        connectTimeout = config.connectTimeout.nanoseconds
-        idleTimeout = config.idleTimeout.nanoseconds
-        finTimeout = config.finTimeout.nanoseconds
-        lingerTimeout = min(config.finTimeout.nanoseconds, 2_000_000_000)
-        retries = config.retries
-        onNoBackend = config.onNoBackend
+        self.init(ServiceSettings(config))
+    }
+
+    public init(_ service: ServiceSettings) {
+        connectTimeout = service.connectTimeout.nanoseconds
+        idleTimeout = service.idleTimeout.nanoseconds
+        finTimeout = service.finTimeout.nanoseconds
+        lingerTimeout = min(service.finTimeout.nanoseconds, 2_000_000_000)
+        retries = service.retries
+        onNoBackend = service.onNoBackend
     }
 }
 

@@ -29,10 +29,10 @@ extension Worker {
                     // Only the failure path asks why: EPOLLERR alone already says the connect failed.
                     let err = (try? Sys.socketError(p.pointee.backendFD)) ?? ECONNREFUSED
                     let failure = ConnectFailure(errno: err == 0 ? ECONNREFUSED : err)
-                    execute(p, p.pointee.lifecycle.connectFailed(failure, now: now, settings: settings.pair))
+                    execute(p, p.pointee.lifecycle.connectFailed(failure, now: now, settings: pairSettings(p)))
                 } else if events & EpollEvents.output != 0 {
                     if readable { Self.note(events, on: &p.pointee.down) }
-                    execute(p, p.pointee.lifecycle.connected(now: now, settings: settings.pair))
+                    execute(p, p.pointee.lifecycle.connected(now: now, settings: pairSettings(p)))
                 }
             } else {
                 // The client's bytes wait in its socket until a backend accepts (no copy, no buffer).
@@ -83,7 +83,7 @@ extension Worker {
         if d.pointee.hasPending || d.pointee.sourceEOF { return true }
         let src = upstream ? p.pointee.clientFD : p.pointee.backendFD
         let dst = upstream ? p.pointee.backendFD : p.pointee.clientFD
-        let size = settings.bufferSize
+        let size = services[Int(p.pointee.service)].settings.bufferSize
         while true {
             if d.pointee.pipeRead >= 0 {
                 // splice cannot read past an urgent mark (it returns EAGAIN there, or 0 once the FIN is
@@ -214,7 +214,7 @@ extension Worker {
             p.pointee.bytesUp &+= bytes
             p.pointee.clientWaiting = true
         } else {
-            if p.pointee.clientWaiting || p.pointee.bytesDown == 0 { backendAnswered(p.pointee.backend) }
+            if p.pointee.clientWaiting || p.pointee.bytesDown == 0 { backendAnswered(p.pointee.backend, of: p) }
             p.pointee.bytesDown &+= bytes
             p.pointee.clientWaiting = false
         }
@@ -286,6 +286,6 @@ extension Worker {
             let dst = upstream ? p.pointee.backendFD : p.pointee.clientFD
             do { try Sys.shutdownWrite(dst) } catch { return execute(p, p.pointee.lifecycle.failed(upstream ? .backend : .client)) }
         }
-        return execute(p, p.pointee.lifecycle.directionEnded(upstream: upstream, now: now, settings: settings.pair))
+        return execute(p, p.pointee.lifecycle.directionEnded(upstream: upstream, now: now, settings: pairSettings(p)))
     }
 }

@@ -10,8 +10,8 @@ extension Worker {
             shared.countConnectFailure(actions.failure)
             if flags.contains(.connect) { shared.bump(.retries) }
         }
-        if flags.contains(.markBackendFailed) { backendFailed(p.pointee.backend, actions.failure) }
-        if flags.contains(.reportSilentBackend) { backendSilent(p.pointee.backend) }
+        if flags.contains(.markBackendFailed) { backendFailed(p.pointee.backend, of: p, actions.failure) }
+        if flags.contains(.reportSilentBackend) { backendSilent(p.pointee.backend, of: p) }
         if flags.contains(.discardBackend) { detachBackend(p, reset: true) }
         if flags.contains(.abort) {
             closePair(p, reset: true)
@@ -22,7 +22,10 @@ extension Worker {
             return false
         }
         if flags.contains(.armTimer) { timers.schedule(Int32(p - pairs), at: actions.deadline) }
-        if flags.contains(.sendBadGateway) { shared.bump(.badGateways) }
+        if flags.contains(.sendBadGateway) {
+            shared.bump(.badGateways)
+            service(p).pointee.service.bump(.badGateways, worker: shared.index)
+        }
         if flags.contains(.lingerClient) { return endClient(p, badGateway: flags.contains(.sendBadGateway)) }
         if flags.contains(.connect) { return connectNext(p) }
         if flags.contains(.startForwarding) {
@@ -41,13 +44,18 @@ extension Worker {
 
     /// Picks a backend and starts a non-blocking connect to it.
     private mutating func connectNext(_ p: UnsafeMutablePointer<ConnectionPair>) -> Bool {
-        guard let id = view.pick(from: pool) else {
-            return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: settings.pair))
+        let s = service(p)
+        let pool = s.pointee.pool
+        // Refreshed at the pick, not before: a pool change made while this loop slept is seen before
+        // any pick it could affect (one relaxed load when nothing changed).
+        _ = s.pointee.view.refresh(from: pool)
+        guard let id = s.pointee.view.pick(from: pool) else {
+            return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: pairSettings(p)))
         }
         let address = pool.table.addresses[Int(id)]
         guard let fd = backendSocket(family: address.family) else {
             // Our own failure (fd exhaustion even after the spare), not the backend's: do not mark it.
-            return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: settings.pair, reason: .limit))
+            return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: pairSettings(p), reason: .limit))
         }
         // Accepted client sockets inherit both options from the listener; this side pays one call each.
         _ = try? Sys.setNoDelay(fd)
@@ -61,16 +69,16 @@ extension Worker {
         do {
             result = try Sys.connect(fd, to: address)
         } catch {
-            return execute(p, p.pointee.lifecycle.connectFailed(ConnectFailure(errno: error.errno), now: now, settings: settings.pair))
+            return execute(p, p.pointee.lifecycle.connectFailed(ConnectFailure(errno: error.errno), now: now, settings: pairSettings(p)))
         }
         do {
             let tag = EventTag.make(EventTag.backend, index: Int32(p - pairs), generation: p.pointee.generation)
             try epoll.add(fd, events: Self.streamEvents, data: tag)
         } catch {
-            return execute(p, p.pointee.lifecycle.connectFailed(.local, now: now, settings: settings.pair))
+            return execute(p, p.pointee.lifecycle.connectFailed(.local, now: now, settings: pairSettings(p)))
         }
         if result == .connected {
-            return execute(p, p.pointee.lifecycle.connected(now: now, settings: settings.pair))
+            return execute(p, p.pointee.lifecycle.connected(now: now, settings: pairSettings(p)))
         }
         return true
     }
@@ -100,6 +108,7 @@ extension Worker {
         if reset { _ = try? Sys.setLingerReset(fd) }
         Sys.close(fd)
         let id = Int(p.pointee.backend)
+        let pool = service(p).pointee.pool
         pool.table.activeConnections[id].subtract(1, ordering: .relaxed)
         if p.pointee.bytesUp > 0 { pool.table.bytesToBackend[id].add(p.pointee.bytesUp, ordering: .relaxed) }
         if p.pointee.bytesDown > 0 { pool.table.bytesFromBackend[id].add(p.pointee.bytesDown, ordering: .relaxed) }
@@ -123,6 +132,9 @@ extension Worker {
         release(&p.pointee.down)
         activePairs -= 1
         shared.bump(.activePairs, by: -1)
+        let s = service(p)
+        s.pointee.activePairs -= 1
+        s.pointee.service.bump(.activePairs, worker: shared.index, by: -1)
         shared.bump(.closedPairs)
         if up > 0 { shared.bump(.bytesUp, by: up) }
         if down > 0 { shared.bump(.bytesDown, by: down) }
@@ -155,7 +167,7 @@ extension Worker {
         while true {
             let result: IOResult
             do {
-                result = try Sys.receive(fd, scratch, settings.bufferSize)
+                result = try Sys.receive(fd, scratch, service(p).pointee.settings.bufferSize)
             } catch {
                 return execute(p, p.pointee.lifecycle.failed(.client))
             }
@@ -163,7 +175,7 @@ extension Worker {
             case .wouldBlock:
                 return true
             case .done(0):
-                return execute(p, p.pointee.lifecycle.directionEnded(upstream: true, now: now, settings: settings.pair))
+                return execute(p, p.pointee.lifecycle.directionEnded(upstream: true, now: now, settings: pairSettings(p)))
             case .done:
                 continue
             }
@@ -172,31 +184,42 @@ extension Worker {
 
     // MARK: health reports from traffic
 
-    private mutating func backendFailed(_ id: BackendID, _ failure: ConnectFailure) {
+    private mutating func backendFailed(_ id: BackendID, of p: UnsafeMutablePointer<ConnectionPair>, _ failure: ConnectFailure) {
         guard id >= 0 else { return }
+        let s = service(p)
+        let pool = s.pointee.pool, settings = s.pointee.settings
         pool.table.failedConnects[Int(id)].add(1, ordering: .relaxed)
         shared.bump(.connectFailures)
         let (transition, state) = pool.apply(.connectFailed(failure), to: id, rise: settings.rise, fall: settings.fall)
         if transition == .wentDown {
             // A failed connect marks down at once: the count is the failures that really happened.
-            log.backendChanged(pool.table.addresses[Int(id)], "down", "connect failed: \(failure) (\(state.failStreak) in a row)")
+            backendChanged(id, s, "down", "connect failed: \(failure) (\(state.failStreak) in a row)")
         }
     }
 
     /// The pair idled out while its client waited for an answer. A silent backend may be hung, or may
     /// speak a protocol that goes quiet by design (a log sink, a blocking pop, a long poll): a health
     /// check of it decides, and the timeout alone counts for nothing.
-    private mutating func backendSilent(_ id: BackendID) {
-        guard id >= 0, settings.checkOnIdle else { return }
-        prober.request(id)
+    private mutating func backendSilent(_ id: BackendID, of p: UnsafeMutablePointer<ConnectionPair>) {
+        guard id >= 0, service(p).pointee.settings.checkOnIdle else { return }
+        prober.request(id, service: p.pointee.service)
     }
 
     /// The backend answered: clear a run of silent timeouts. Reads the health word first so the
     /// common case (no streak) costs one relaxed load and no write to a shared line.
     @inline(__always)
-    mutating func backendAnswered(_ id: BackendID) {
-        if pool.table.health[Int(id)].load(ordering: .relaxed) & 0xFF00 != 0 {
-            _ = pool.apply(.answered, to: id, rise: settings.rise, fall: settings.fall)
+    mutating func backendAnswered(_ id: BackendID, of p: UnsafeMutablePointer<ConnectionPair>) {
+        let s = service(p)
+        if s.pointee.pool.table.health[Int(id)].load(ordering: .relaxed) & 0xFF00 != 0 {
+            _ = s.pointee.pool.apply(.answered, to: id, rise: s.pointee.settings.rise, fall: s.pointee.settings.fall)
         }
+    }
+
+    /// Logs a backend's state change (and keeps it as an event). With more than the one `default`
+    /// service the cause names the service: the same address in two services is two backends.
+    func backendChanged(_ id: BackendID, _ s: UnsafeMutablePointer<WorkerService>, _ state: String, _ cause: String) {
+        let address = s.pointee.pool.table.addresses[Int(id)]
+        let plain = serviceCount == 1 && s.pointee.service.name == "default"
+        log.backendChanged(address, state, plain ? cause : "\(cause), service \(s.pointee.service.name)")
     }
 }

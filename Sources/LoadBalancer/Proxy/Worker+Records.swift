@@ -14,7 +14,7 @@ extension Worker {
         record.closedAt = now
         record.connectedAt = p.pointee.connectedAt
         if let peers { record.client = peers[p - pairs] }
-        if p.pointee.backend >= 0 { record.backend = pool.table.addresses[Int(p.pointee.backend)] }
+        if p.pointee.backend >= 0 { record.backend = service(p).pointee.pool.table.addresses[Int(p.pointee.backend)] }
         record.listener = p.pointee.listener
         let attempts = Int(p.pointee.lifecycle.attempts)
         record.retries = UInt8(clamping: max(attempts - 1, 0))

@@ -24,6 +24,16 @@ public final class EventLog: Sendable {
         if echo { EventLog.writeStderr("lb: " + line) }
     }
 
+    /// Like `log`, but always written to stderr, quiet or not: lines an operator asked for (a reload's
+    /// outcome, an answer to a signal).
+    public func announce(_ line: String) {
+        lines.withLock { l in
+            if l.count >= capacity { l.removeFirst(l.count / 2) }
+            l.append(line)
+        }
+        EventLog.writeStderr("lb: " + line)
+    }
+
     /// A backend changed state (`up`, `down`, `drain`, `disabled`, `enabled`, `added`, `removed`):
     /// logged as `backend ADDR STATE: CAUSE` and kept as a structured event.
     public func backendChanged(_ address: SocketAddress, _ state: String, _ cause: String) {

@@ -1,16 +1,11 @@
-/// A worker's view of the configuration, converted once to the units the loop uses.
+/// A worker's process-wide settings, converted once to the units the loop uses. What a service sets
+/// is in `ServiceRunSettings`.
 struct WorkerSettings: Sendable {
-    var pair: PairSettings
+    /// The worker's scratch buffer and pooled buffers: the largest buffer size of any service at start
+    /// (a reload asking for more is reported as needing a restart).
     var bufferSize: Int
     var splice: Bool
-    var healthMode: HealthCheckMode
-    var healthInterval: UInt64
-    var healthTimeout: UInt64
-    var rise: Int
-    var fall: Int
     var maxProbesInFlight: Int
-    var panicThreshold: Int?
-    var checkOnIdle: Bool
     var workerCount: Int
     /// Accepting pauses once an accepted fd reaches `fdLimit - fdReserve`: the reserve keeps health
     /// checks (and the admin interface) working while clients exhaust the process's fds.
@@ -22,19 +17,38 @@ struct WorkerSettings: Sendable {
 
     /// `workers` is the count actually started (the configuration's, at least 1): probes divide by it.
     init(_ config: Configuration, workers: Int, fdLimit: Int) {
-        pair = PairSettings(config)
-        bufferSize = config.bufferSize
+        bufferSize = config.effectiveServices.map(\.settings.bufferSize).max() ?? config.bufferSize
         splice = config.splice
-        healthMode = config.health.mode
-        healthInterval = config.health.interval.nanoseconds
-        healthTimeout = config.health.timeout.nanoseconds
-        rise = config.health.rise
-        fall = config.health.fall
         maxProbesInFlight = config.health.maxInFlight
-        panicThreshold = config.panicThreshold
-        checkOnIdle = config.checkOnIdle
         workerCount = workers
         self.fdLimit = fdLimit
         fdReserve = min(max(32, fdLimit / 100), fdLimit / 4)
+    }
+}
+
+/// One service's settings in the loop's units (nanoseconds), looked up per pair through its service
+/// index: no allocation and no lock on the hot path.
+struct ServiceRunSettings: Sendable, Equatable {
+    var pair: PairSettings
+    /// At most the worker's `bufferSize`.
+    var bufferSize: Int
+    var healthMode: HealthCheckMode
+    var healthInterval: UInt64
+    var healthTimeout: UInt64
+    var rise: Int
+    var fall: Int
+    var panicThreshold: Int?
+    var checkOnIdle: Bool
+
+    init(_ s: ServiceSettings, workerBufferSize: Int) {
+        pair = PairSettings(s)
+        bufferSize = min(s.bufferSize, workerBufferSize)
+        healthMode = s.health.mode
+        healthInterval = s.health.interval.nanoseconds
+        healthTimeout = s.health.timeout.nanoseconds
+        rise = s.health.rise
+        fall = s.health.fall
+        panicThreshold = s.panicThreshold
+        checkOnIdle = s.checkOnIdle
     }
 }

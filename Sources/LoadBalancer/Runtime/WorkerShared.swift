@@ -42,6 +42,39 @@ enum WorkerCommand: Sendable {
     case drain(deadline: UInt64)
     /// Close everything and stop now.
     case stop
+    /// A reload's share for this worker: services to add, settings to change, services to retire,
+    /// listeners to open and close.
+    case reconfigure(WorkerReconfiguration)
+    /// An upgrade: hand `export` a duplicate of each open listener (the worker keeps its own).
+    case exportListeners(ListenerExport)
+}
+
+/// Collects the workers' duplicated listeners for a takeover; each worker delivers once.
+final class ListenerExport: Sendable {
+    /// By worker index: (listener id, duplicated fd).
+    let delivered = Mutex<[Int: [(id: UInt32, fd: Int32)]]>([:])
+
+    func deliver(worker: Int, _ listeners: [(id: UInt32, fd: Int32)]) {
+        delivered.withLock { $0[worker] = listeners }
+    }
+}
+
+/// What a reload asks of one worker. The listeners' fds are already open (bound by the reloading
+/// thread); the worker takes ownership of them with the command.
+struct WorkerReconfiguration: Sendable {
+    /// New services, in index order, each at the index after the worker's last.
+    var added: [(service: Service, settings: ServiceRunSettings)] = []
+    /// Kept services whose settings changed.
+    var changed: [(index: Int, settings: ServiceRunSettings)] = []
+    /// Removed services: their pairs may finish until `deadline` (monotonic ns).
+    var retired: [(index: Int, deadline: UInt64)] = []
+    var openListeners: [WorkerListener] = []
+    /// Listener ids to close (a removed address, or a removed service's).
+    var closeListeners: [UInt32] = []
+
+    var isEmpty: Bool {
+        added.isEmpty && changed.isEmpty && retired.isEmpty && openListeners.isEmpty && closeListeners.isEmpty
+    }
 }
 
 /// The part of a worker other threads may touch. Rule: the queue under its lock; counters written by

@@ -8,7 +8,9 @@ final class Subprocess: Sendable {
     let pid: pid_t
     private final class Output: Sendable { let bytes = Mutex<[UInt8]>([]) }
     private let output = Output()
-    private let reader: OSThread
+    /// Joined once: by the first `waitForExit` that sees the exit, or else by `deinit` (a second
+    /// pthread_join of one thread is undefined behaviour, and crashed here).
+    private let reader: Mutex<OSThread?>
 
     /// The path of a product built beside the tests, or nil.
     static func product(_ name: String) -> String? {
@@ -60,7 +62,7 @@ final class Subprocess: Sendable {
         self.pid = pid
         let readFD = fds[0]
         let sink = output
-        reader = OSThread.start {
+        reader = Mutex(OSThread.start {
             var chunk = [UInt8](repeating: 0, count: 4096)
             while true {
                 let n = chunk.withUnsafeMutableBytes { read(readFD, $0.baseAddress, 4096) }
@@ -69,7 +71,7 @@ final class Subprocess: Sendable {
                 sink.bytes.withLock { $0 += chunk[..<n] }
             }
             close(readFD)
-        }
+        })
     }
 
     var stderr: String { output.bytes.withLock { String(decoding: $0, as: UTF8.self) } }
@@ -85,7 +87,7 @@ final class Subprocess: Sendable {
             if r == pid { exited = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F) }
             return r == pid
         }
-        if exited != nil { reader.join() }
+        if exited != nil { reader.withLock { $0.take() }?.join() }
         return exited
     }
 
@@ -107,7 +109,7 @@ final class Subprocess: Sendable {
             kill(pid, SIGKILL)
             waitpid(pid, nil, 0)
         }
-        reader.join()
+        reader.withLock { $0.take() }?.join()
     }
 }
 

@@ -1,0 +1,80 @@
+/// Applying a reload on the worker's own thread: services join the table, settings change for new
+/// pairs (open pairs keep the deadlines they have armed), removed services stop accepting and drain.
+extension Worker {
+    mutating func apply(_ change: WorkerReconfiguration) {
+        for (service, runSettings) in change.added {
+            addService(service, runSettings)
+        }
+        for (index, runSettings) in change.changed where index < serviceCount {
+            services[index].settings = runSettings
+            services[index].walk.apply(runSettings)
+            if services[index].view.panicThreshold != runSettings.panicThreshold {
+                services[index].view.panicThreshold = runSettings.panicThreshold
+                services[index].view.rebuild(from: services[index].pool)
+            }
+        }
+        for id in change.closeListeners {
+            guard let i = listeners.firstIndex(where: { $0.id == id && $0.fd >= 0 }) else { continue }
+            if listenersRegistered { epoll.remove(listeners[i].fd) }
+            Sys.close(listeners[i].fd)
+            listeners[i].fd = -1
+        }
+        for (index, deadline) in change.retired where index < serviceCount {
+            services[index].retired = true
+            services[index].retireDeadline = deadline
+            if services[index].activePairs > 0 { noteRetireDeadline(deadline) }
+        }
+        for var l in change.openListeners {
+            if draining {
+                Sys.close(l.fd)
+                continue
+            }
+            let slot = listeners.firstIndex(where: { $0.fd < 0 }) ?? listeners.count
+            if slot == listeners.count { listeners.append(l) } else { listeners[slot] = l }
+            l = listeners[slot]
+            guard listenersRegistered else { continue }  // a paused worker registers it on resuming
+            do {
+                try epoll.add(l.fd, events: EpollEvents.input, data: EventTag.make(EventTag.listener, index: Int32(slot), generation: 0))
+            } catch {
+                log.log("worker \(shared.index): cannot watch a new listener: \(error)")
+            }
+        }
+        // Trailing closed slots go, so the table does not grow with every reload.
+        while let last = listeners.last, last.fd < 0 { listeners.removeLast() }
+    }
+
+    private mutating func addService(_ service: Service, _ runSettings: ServiceRunSettings) {
+        precondition(service.index == serviceCount, "services are added in index order")
+        if serviceCount == serviceCapacity {
+            let grown = UnsafeMutablePointer<WorkerService>.allocate(capacity: serviceCapacity * 2)
+            grown.moveInitialize(from: services, count: serviceCount)
+            services.deallocate()
+            services = grown
+            serviceCapacity *= 2
+        }
+        (services + serviceCount).initialize(to: WorkerService(service: service, settings: runSettings, workerIndex: shared.index, now: now))
+        services[serviceCount].view.rebuild(from: service.pool)
+        serviceCount += 1
+    }
+
+    private mutating func noteRetireDeadline(_ deadline: UInt64) {
+        if nextRetireDeadline == 0 || deadline < nextRetireDeadline { nextRetireDeadline = deadline }
+    }
+
+    /// Closes the pairs of retired services whose drain time is up; rare (a reload removed a service
+    /// and its pairs outlived the drain timeout), so a walk over the pair table is fine.
+    mutating func closeRetiredPairs() {
+        nextRetireDeadline = 0
+        for i in 0..<pairCapacity where pairs[i].inUse {
+            let s = Int(pairs[i].service)
+            guard services[s].retired else { continue }
+            if services[s].retireDeadline <= now {
+                let p = pairs + i
+                _ = p.pointee.lifecycle.drainExpired()
+                closePair(p, reset: false)
+            } else {
+                noteRetireDeadline(services[s].retireDeadline)
+            }
+        }
+    }
+}

@@ -93,7 +93,7 @@ public final class AccessLogWriter: Sendable {
                 }
             }
             formatter.refreshClock()
-            formatter.serviceNames = ServiceView.all(balancer).map(\.name)
+            formatter.serviceNames = balancer.serviceNamesByIndex
             // Each ring is in order; merged by close time so the file reads in order within a batch.
             records.removeAll(keepingCapacity: true)
             for ring in balancer.accessLogRings {

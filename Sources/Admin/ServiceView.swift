@@ -12,12 +12,22 @@ struct ServiceView {
     /// them for the process only (then /metrics shows them once, without a service label).
     var metrics: MetricsSnapshot?
 
-    /// The balancer's services, in configuration order. Today a pool is one service, `default`.
+    /// The balancer's services, in configuration order. With one service, the process-wide close
+    /// reasons, connect failures and histograms are that service's; with several they are kept for the
+    /// process only (per-service pair counters still come from each service).
     static func all(_ lb: LoadBalancer) -> [ServiceView] {
-        let m = lb.metrics
-        let c = m.counters
-        return [ServiceView(name: AdminAPI.defaultService, pool: lb.pool, accepted: c[.accepted], active: c[.activePairs],
-                            badGateways: c[.badGateways], metrics: m)]
+        let services = lb.services
+        if services.count == 1 {
+            let m = lb.metrics
+            let c = m.counters
+            return [ServiceView(name: services[0].name, pool: services[0].pool, accepted: c[.accepted],
+                                active: c[.activePairs], badGateways: c[.badGateways], metrics: m)]
+        }
+        return services.map { s in
+            let c = s.counters
+            return ServiceView(name: s.name, pool: s.pool, accepted: c[.accepted], active: c[.activePairs],
+                               badGateways: c[.badGateways], metrics: nil)
+        }
     }
 }
 

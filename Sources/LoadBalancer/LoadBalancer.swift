@@ -38,8 +38,9 @@ public final class LoadBalancer: Sendable {
         var configuration: Configuration
         /// The current services, in configuration order.
         var services: [RunningService]
-        /// Every service ever started, by index (removed ones stay: their pairs may be draining).
-        var serviceCount: Int
+        /// The name of every service ever started, by index (removed ones stay: their pairs may be
+        /// draining, and their access records name them).
+        var serviceNames: [String]
         var nextListenerID: UInt32
     }
 
@@ -52,6 +53,10 @@ public final class LoadBalancer: Sendable {
     public func service(named name: String) -> Service? {
         state.withLock { $0.services.first { $0.service.name == name }?.service }
     }
+
+    /// The name of every service started since the process began, by service index (what
+    /// `AccessRecord.service` holds); a service a reload removed keeps its name here.
+    public var serviceNamesByIndex: [String] { state.withLock { $0.serviceNames } }
 
     /// The first service's pool: with flags, the one pool there is.
     public var pool: BackendPool { state.withLock { $0.services[0].service.pool } }
@@ -130,7 +135,7 @@ public final class LoadBalancer: Sendable {
             closeAll(from: built)
             throw error
         }
-        let runState = RunState(configuration: configuration, services: running, serviceCount: running.count, nextListenerID: nextID)
+        let runState = RunState(configuration: configuration, services: running, serviceNames: running.map(\.service.name), nextListenerID: nextID)
         let balancer = LoadBalancer(log: log, workers: shared, settings: settings, state: runState)
         var started: [OSThread] = []
         for boot in boots {

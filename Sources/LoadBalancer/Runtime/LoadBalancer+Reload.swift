@@ -28,7 +28,7 @@ extension LoadBalancer {
         }
 
         var running = old.services
-        var serviceCount = old.serviceCount
+        var serviceNames = old.serviceNames
         do throws(SystemError) {
             // Bind first: if any address cannot be had, nothing has changed yet.
             for i in running.indices {
@@ -40,8 +40,8 @@ extension LoadBalancer {
             var added: [RunningService] = []
             for sc in change.addedServices {
                 let pool = BackendPool(sc.backends, headroom: Self.headroom(for: sc, in: new))
-                let service = Service(name: sc.name, index: serviceCount, pool: pool, workerCount: workerCount)
-                serviceCount += 1
+                let service = Service(name: sc.name, index: serviceNames.count, pool: pool, workerCount: workerCount)
+                serviceNames.append(sc.name)
                 var listeners: [RunningListener] = []
                 for address in sc.listen { listeners.append(try open(address, backlog: sc.settings.backlog, service: service.index)) }
                 added.append(RunningService(service: service, config: sc, listeners: listeners))
@@ -92,7 +92,7 @@ extension LoadBalancer {
         state.withLock { st in
             st.configuration = change.result
             st.services = running
-            st.serviceCount = serviceCount
+            st.serviceNames = serviceNames
             st.nextListenerID = nextID
         }
         for (w, shared) in workers.enumerated() where !perWorker[w].isEmpty {

@@ -13,10 +13,10 @@ public final class LoadBalancer: Sendable {
     private let threads: Mutex<[OSThread]>
 
     /// Binds the listeners (one SO_REUSEPORT socket per worker per address), then starts the workers.
+    /// Backends that are one of these listeners (`SelfLoop`) are left out of the pool, and logged once.
     /// Throws the bind or epoll error, with errno and address, before any thread starts.
     public static func start(_ configuration: Configuration, log: EventLog = EventLog()) throws(SystemError) -> LoadBalancer {
         let fdLimit = FileLimit.raiseToHard()
-        let pool = BackendPool(configuration.backends)
         let workerCount = max(1, configuration.workers)
         var sockets = [[Int32]](repeating: [], count: workerCount)
         var bound: [SocketAddress] = []
@@ -37,6 +37,9 @@ public final class LoadBalancer: Sendable {
             throw error
         }
 
+        // Never proxy to a listener of our own (a loop); checked against the bound ports.
+        let (backends, looped) = SelfLoop.partition(configuration.backends, listen: bound, local: Sys.interfaceAddresses())
+        let pool = BackendPool(backends)
         let settings = WorkerSettings(configuration, workers: workerCount, fdLimit: fdLimit)
         var shared: [WorkerShared] = []
         var boots: [WorkerBoot] = []
@@ -66,6 +69,10 @@ public final class LoadBalancer: Sendable {
             }
         }
         balancer.threads.withLock { $0 = started }
+        if !looped.isEmpty {
+            log.log("left out \(Plural.count(looped.count, "backend")) that would loop back to lb's own listener: "
+                + looped.prefix(10).map(\.description).joined(separator: ", ") + (looped.count > 10 ? ", ..." : ""))
+        }
         if configuration.backends.contains(where: { $0.weight != 1 }) {
             log.log("backend weights are kept and reported, but round robin treats every backend alike")
         }

@@ -10,8 +10,15 @@ let shutdownSignals: [Int32] = [SIGTERM, SIGINT]
 // Blocked before any thread starts, so every worker inherits the mask and only sigwait sees them.
 _ = shutdownSignals.withUnsafeBufferPointer { lb_block_signals($0.baseAddress, Int32($0.count)) }
 
+/// A refused command line: one plain line, as any command-line tool prints it.
 func fail(_ message: String, code: Int32) -> Never {
     EventLog.writeStderr("lb: " + message)
+    exit(code)
+}
+
+/// A failure once lb has set out to serve: a log line, time-stamped like the others.
+func failRunning(_ message: String, code: Int32) -> Never {
+    EventLog.writeLogLine("lb: " + message)
     exit(code)
 }
 
@@ -39,26 +46,35 @@ if let demo {
         configuration.backends = farm.backends
         demoFarm = farm
     } catch {
-        fail("--demo: \(error)", code: 1)
+        failRunning("--demo: \(error)", code: 1)
     }
 } else {
     demoFarm = nil
+}
+
+// A backend that is lb's own listen address would be a loop; LoadBalancer.start leaves such backends
+// out (and logs them). When that leaves nothing, the configuration is wrong: say so before binding.
+if !configuration.backends.isEmpty
+    && SelfLoop.partition(configuration.backends, listen: configuration.listen, local: Sys.interfaceAddresses()).kept.isEmpty
+{
+    let listens = configuration.listen.map(\.description).joined(separator: ", ")
+    fail("every --backend is lb's own listen address (\(listens)): that would be a loop", code: 2)
 }
 
 let balancer: LoadBalancer
 do {
     balancer = try LoadBalancer.start(configuration, log: log)
 } catch {
-    fail("\(error)", code: 1)
+    failRunning("\(error)", code: 1)
 }
 
 let listeners = balancer.listenAddresses.map(\.description).joined(separator: ", ")
-EventLog.writeStderr(
-    "lb: listening on \(listeners) with \(balancer.workerCount) worker\(balancer.workerCount == 1 ? "" : "s"), "
-        + "\(balancer.pool.count) backends" + (demoFarm.map { " (demo farm: \($0.summary))" } ?? ""))
+EventLog.writeLogLine(
+    "lb: listening on \(listeners) with \(Plural.count(balancer.workerCount, "worker")), "
+        + Plural.count(balancer.pool.count, "backend") + (demoFarm.map { " (demo farm: \($0.summary))" } ?? ""))
 
 let first = shutdownSignals.withUnsafeBufferPointer { lb_wait_signals($0.baseAddress, Int32($0.count)) }
-EventLog.writeStderr("lb: signal \(first): draining open connections for up to \(configuration.drainTimeout)")
+EventLog.writeLogLine("lb: signal \(first): draining open connections for up to \(configuration.drainTimeout)")
 balancer.beginDrain()
 
 // Wait for the drain on another thread so a second signal can cut it short.
@@ -68,13 +84,13 @@ let farm = demoFarm
 let waiter = try? OSThread.spawn {
     balancer.wait(timeout: drainTimeout + .seconds(5))
     let c = balancer.counters
-    EventLog.writeStderr("lb: stopped after \(c[.accepted]) connections (\(c[.badGateways]) answered 502)")
+    EventLog.writeLogLine("lb: stopped after \(Plural.count(c[.accepted], "connection")) (\(c[.badGateways]) answered 502)")
     farm?.stop()
     exit(0)
 }
 waiter?.detach()
 _ = shutdownSignals.withUnsafeBufferPointer { lb_wait_signals($0.baseAddress, Int32($0.count)) }
-EventLog.writeStderr("lb: second signal: closing all connections now")
+EventLog.writeLogLine("lb: second signal: closing all connections now")
 balancer.stopNow()
 balancer.wait(timeout: .seconds(5))
 exit(0)

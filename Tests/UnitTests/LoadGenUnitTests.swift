@@ -234,7 +234,7 @@ struct LoadGenCommandLineTests {
         (["--duration", "5", "127.0.0.1:1"], "--duration 5: expected a duration like 250ms, 2s or 1m"),
         (["--timeout", "0s", "127.0.0.1:1"], "--timeout 0s: must be more than zero"),
         (["--rate", "-3", "127.0.0.1:1"], "--rate -3: expected requests per second, more than 0"),
-        (["--size", "0", "--mode", "echo", "127.0.0.1:1"], "--size 0: must be between 1 and 67108864 bytes"),
+        (["--size", "0", "--mode", "echo", "127.0.0.1:1"], "--size 0: must be between 1 and 67108864 bytes (1 to 64m)"),
         (["--size", "10", "127.0.0.1:1"], "--size: only applies with --mode echo"),
         (["--bogus", "127.0.0.1:1"], "--bogus: unknown flag (see --help)"),
         ([], "target: missing (see --help)"),

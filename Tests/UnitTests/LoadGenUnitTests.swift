@@ -300,6 +300,27 @@ struct LoadGenReportTests {
         #expect(text.contains("p50 5.0"))
     }
 
+    /// 1,000 backends: the text stays about a screenful and names the extremes; JSON keeps them all.
+    @Test func largePoolIsSummarisedInTextAndListedInJSON() throws {
+        var r = sample()
+        r.backends = [:]
+        for i in 0..<1000 { r.backends["127.0.0.1:\(20000 + i)"] = 10 + i % 7 }
+        r.backends["127.0.0.1:20500"] = 40
+        r.backends["127.0.0.1:20600"] = 1
+        let text = r.text()
+        #expect(text.split(separator: "\n").count < 40)
+        #expect(text.contains("Backends:             1000"))
+        #expect(text.contains("most loaded:\n  127.0.0.1:20500 "))
+        #expect(text.contains("least loaded:"))
+        #expect(text.contains("  127.0.0.1:20600         1         0.0%\n  (990 more; --json lists every backend)\n"))
+        #expect(text.hasSuffix("spread: max 40, min 1, max/min 40.000\n"))
+        #expect(text.contains("share per backend: min 0.008%, median 0.100%, max 0.307% (responses: 1, 13, 40)"))
+        let o = try JSONSerialization.jsonObject(with: Data(r.json().utf8)) as? [String: Any]
+        #expect((o?["backends"] as? [String: Any])?.count == 1000)
+        // Twenty backends or fewer are still listed one by one.
+        #expect(!sample().text().contains("most loaded"))
+    }
+
     @Test func fixedFormatting() {
         #expect(fixed(1.5, 3) == "1.500")
         #expect(fixed(0.0005, 3) == "0.001")

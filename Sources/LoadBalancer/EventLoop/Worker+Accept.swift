@@ -72,10 +72,13 @@ extension Worker {
     mutating func acceptConnections(listener: Int) {
         guard listener < listeners.count, listenersRegistered else { return }
         let lfd = listeners[listener]
+        // The client's address is asked for only when the access log will print it.
+        var peer = SocketAddress()
+        let wantsPeer = peers != nil
         for _ in 0..<Self.acceptsPerEvent {
             let result: IOResult
             do {
-                result = try Sys.accept(lfd, peer: nil)
+                result = wantsPeer ? try Sys.accept(lfd, peer: &peer) : try Sys.accept(lfd, peer: nil)
             } catch {
                 switch error.errno {
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
@@ -90,7 +93,7 @@ extension Worker {
             }
             guard case .done(let raw) = result else { return }
             let fd = Int32(raw)
-            startPair(clientFD: fd)
+            startPair(clientFD: fd, listener: listener, peer: peer)
             if Int(fd) >= settings.fdLimit - settings.fdReserve {
                 pauseListeners(.reserveReached(fd: fd))
                 return
@@ -98,11 +101,14 @@ extension Worker {
         }
     }
 
-    private mutating func startPair(clientFD fd: Int32) {
+    private mutating func startPair(clientFD fd: Int32, listener: Int, peer: SocketAddress) {
         let index = allocatePair()
         let p = pairs + Int(index)
         p.pointee.clientFD = fd
         p.pointee.lastActivity = now
+        p.pointee.acceptedAt = now
+        p.pointee.listener = UInt16(truncatingIfNeeded: listener)
+        peers?[Int(index)] = peer
         do {
             try epoll.add(fd, events: Self.streamEvents, data: EventTag.make(EventTag.client, index: index, generation: p.pointee.generation))
         } catch {
@@ -121,5 +127,6 @@ extension Worker {
 
     /// Stream sockets are registered once, edge-triggered for both directions, and never modified:
     /// backpressure is "do not read", which costs no epoll_ctl.
-    static let streamEvents: UInt32 = EpollEvents.input | EpollEvents.output | EpollEvents.readHangup | EpollEvents.edgeTriggered
+    static let streamEvents: UInt32 =
+        EpollEvents.input | EpollEvents.priority | EpollEvents.output | EpollEvents.readHangup | EpollEvents.edgeTriggered
 }

@@ -23,12 +23,15 @@ struct Worker: ~Copyable {
     var lastPauseLog: UInt64 = 0
 
     var pairs: UnsafeMutablePointer<ConnectionPair>
+    /// Client addresses by pair slot, kept only while the access log is on (nil otherwise, so a pair
+    /// costs no more memory when nobody reads them).
+    var peers: UnsafeMutablePointer<SocketAddress>?
     var pairCapacity: Int
     var freeHead: Int32 = -1
     var activePairs = 0
 
     var timers: TimerWheel
-    var view = RoundRobinView()
+    var view: RoundRobinView
     var buffers: BufferPool
     var pipes: PipePool
     var prober: Prober
@@ -54,9 +57,14 @@ struct Worker: ~Copyable {
         pairCapacity = 256
         pairs = .allocate(capacity: pairCapacity)
         pairs.initialize(repeating: ConnectionPair(), count: pairCapacity)
+        if shared.accessLog != nil {
+            peers = .allocate(capacity: pairCapacity)
+            peers!.initialize(repeating: SocketAddress(), count: pairCapacity)
+        }
         timers = TimerWheel(capacity: pairCapacity, now: now)
         buffers = BufferPool(size: settings.bufferSize)
         pipes = PipePool()
+        view = RoundRobinView(panicThreshold: settings.panicThreshold)
         prober = Prober(settings: settings, workerIndex: shared.index, backendCapacity: pool.table.capacity, now: now)
         for i in stride(from: pairCapacity - 1, through: 0, by: -1) {
             pairs[i].nextFree = freeHead
@@ -72,6 +80,7 @@ struct Worker: ~Copyable {
         if spareFD >= 0 { Sys.close(spareFD) }
         pairs.deinitialize(count: pairCapacity)
         pairs.deallocate()
+        peers?.deallocate()
         scratch.deallocate()
     }
 
@@ -200,8 +209,8 @@ struct Worker: ~Copyable {
     private mutating func closeEverything() {
         for i in 0..<pairCapacity where pairs[i].inUse {
             let p = pairs + i
-            _ = p.pointee.lifecycle.drainExpired()
-            closePair(p, reset: false)
+            let actions = p.pointee.lifecycle.drainExpired()
+            closePair(p, reset: !actions.contains(.close))
         }
         closeAllProbes()
         closeListeners()
@@ -236,6 +245,13 @@ struct Worker: ~Copyable {
         (grown + pairCapacity).initialize(repeating: ConnectionPair(), count: newCapacity - pairCapacity)
         pairs.deallocate()
         pairs = grown
+        if let old = peers {
+            let grownPeers = UnsafeMutablePointer<SocketAddress>.allocate(capacity: newCapacity)
+            grownPeers.moveInitialize(from: old, count: pairCapacity)
+            (grownPeers + pairCapacity).initialize(repeating: SocketAddress(), count: newCapacity - pairCapacity)
+            old.deallocate()
+            peers = grownPeers
+        }
         for i in stride(from: newCapacity - 1, through: pairCapacity, by: -1) {
             pairs[i].nextFree = freeHead
             freeHead = Int32(i)

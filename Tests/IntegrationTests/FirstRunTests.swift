@@ -118,7 +118,7 @@ import Testing
           arguments: ["reset", "mixed"])
     func faultyDemoReachesZeroErrors(fault: String) throws {
         let lb = try Subprocess(LbExecutableTests.binary!, [
-            "--listen", "127.0.0.1:0", "--workers", "1", "--demo", "--demo-count", "10", "--fail-rate", "0.3", "--fault", fault,
+            "--listen", "127.0.0.1:0", "--admin", "off", "--workers", "1", "--demo", "--demo-count", "10", "--fail-rate", "0.3", "--fault", fault,
         ])
         defer { lb.signal(SIGTERM); _ = lb.waitForExit() }
         try #require(eventually { lb.stderr.contains("lb: listening on ") }, "no start-up line: \(lb.stderr)")

@@ -80,3 +80,11 @@ public enum SelfLoop {
         }
     }
 }
+
+extension LoadBalancer {
+    /// Whether `address` is one of this balancer's own listeners (see `SelfLoop`): a backend added at
+    /// run time (admin API, reload) must be refused when it is, as start-up leaves such backends out.
+    public func isOwnListener(_ address: SocketAddress) -> Bool {
+        !SelfLoop.partition([BackendSpec(address: address)], listen: listenAddresses, local: Sys.interfaceAddresses()).looped.isEmpty
+    }
+}

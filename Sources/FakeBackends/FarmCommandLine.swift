@@ -131,7 +131,7 @@ public enum FarmCommandLine {
             let available = Int(ports.high) - Int(ports.low) + 1
             let n = count ?? available
             guard n <= available else {
-                throw ConfigError(flag: "--count", value: countText, reason: "more than the \(available) ports of --ports \(ports.text)")
+                throw ConfigError(flag: "--count", value: countText, reason: "more than the \(Plural.count(available, "port")) of --ports \(ports.text)")
             }
             config.addresses = (0..<n).map { k in
                 var a = first

@@ -50,13 +50,13 @@ int main(int argc, char **argv) {
         socklen_t len;
         if (v6) {
             a6.sin6_family = AF_INET6;
-            a6.sin6_port = htons(8000 + k);
+            a6.sin6_port = htons(20000 + k);
             a6.sin6_addr = in6addr_loopback;
             sa = (struct sockaddr *)&a6;
             len = sizeof(a6);
         } else {
             a4.sin_family = AF_INET;
-            a4.sin_port = htons(8000 + k);
+            a4.sin_port = htons(20000 + k);
             a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
             sa = (struct sockaddr *)&a4;
             len = sizeof(a4);

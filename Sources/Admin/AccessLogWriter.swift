@@ -89,7 +89,7 @@ public final class AccessLogWriter: Sendable {
                     fd = fresh
                     reportedError = false
                 } catch {
-                    EventLog.writeStderr("lb: --access-log \(settings.path): reopen failed, still writing to the old file: \(error)")
+                    EventLog.writeLogLine("lb: --access-log \(settings.path): reopen failed, still writing to the old file: \(error)")
                 }
             }
             formatter.refreshClock()
@@ -124,7 +124,7 @@ public final class AccessLogWriter: Sendable {
         if case .failure(let error) = result {
             if !reportedError {
                 reportedError = true
-                EventLog.writeStderr("lb: --access-log \(settings.path): \(error); lines are lost until it works again")
+                EventLog.writeLogLine("lb: --access-log \(settings.path): \(error); lines are lost until it works again")
             }
         }
         batch.removeAll(keepingCapacity: true)

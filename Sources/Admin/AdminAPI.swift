@@ -184,6 +184,9 @@ public final class AdminAPI: Sendable {
         case .success(let a): address = a
         case .failure(let f): return .jsonError(400, "address \(spec.address.debugDescription): \(f.reason)")
         }
+        if balancer.isOwnListener(address) {
+            return .jsonError(400, "backend \(address) is lb's own listen address: that would be a loop")
+        }
         switch service.pool.add(BackendSpec(address: address, weight: weight)) {
         case .failure(.duplicate): return .jsonError(409, "backend \(address) is already in the pool")
         case .failure(let error): return .jsonError(503, error.description)

@@ -22,6 +22,9 @@ public final class FakeBackendFarm: Sendable {
 
     /// The bound addresses, in configuration order (ports resolved where 0 was asked).
     public let addresses: [SocketAddress]
+    /// Addresses of the configuration left out because another socket held the port
+    /// (`FarmConfiguration.skipBusyPorts`), in configuration order.
+    public let skipped: [SocketAddress]
     public let configuration: FarmConfiguration
     private let loops: [FarmLoop]
     private let index: [SocketAddress: Int]
@@ -30,8 +33,9 @@ public final class FakeBackendFarm: Sendable {
     /// Nil once stopped.
     private let threads: Mutex<[OSThread]?>
 
-    private init(addresses: [SocketAddress], configuration: FarmConfiguration, loops: [FarmLoop], plan: [FaultKind?]) {
+    private init(addresses: [SocketAddress], skipped: [SocketAddress], configuration: FarmConfiguration, loops: [FarmLoop], plan: [FaultKind?]) {
         self.addresses = addresses
+        self.skipped = skipped
         self.configuration = configuration
         self.loops = loops
         var index: [SocketAddress: Int] = [:]
@@ -61,27 +65,39 @@ public final class FakeBackendFarm: Sendable {
     }
 
     /// Opens every listener (except `refuse` ones), then starts the loops. Throws, having closed whatever
-    /// it opened, when a listener cannot be opened (port in use, out of descriptors).
+    /// it opened, when a listener cannot be opened (out of descriptors; a port in use unless
+    /// `skipBusyPorts`, which leaves such a port out and lists it in `skipped`). The fault plan is chosen
+    /// over the whole configuration, so skipping a port does not change which others are faulty.
     public static func start(_ config: FarmConfiguration) throws(SystemError) -> FakeBackendFarm {
         precondition(config.loops >= 1, "a farm needs at least one loop")
-        let count = config.addresses.count
-        let loopCount = max(1, min(config.loops, max(count, 1)))
-        let plan = FaultPlan.choose(count: count, failRate: config.failRate, fault: config.fault, seed: config.seed)
+        let fullPlan = FaultPlan.choose(
+            count: config.addresses.count, failRate: config.failRate, fault: config.fault, seed: config.seed)
 
+        // Per backend actually opened (busy ports skipped), in configuration order.
+        var plan: [FaultKind?] = []
         var opened: [Int32] = []
-        opened.reserveCapacity(count)
+        var parked: [Int32] = []
         var resolved: [SocketAddress] = []
-        resolved.reserveCapacity(count)
-        var parked = [Int32](repeating: -1, count: count)
+        var skipped: [SocketAddress] = []
+        opened.reserveCapacity(config.addresses.count)
+        parked.reserveCapacity(config.addresses.count)
+        resolved.reserveCapacity(config.addresses.count)
         func closeOpened() {
             for fd in opened where fd >= 0 { Sys.close(fd) }
             for fd in parked where fd >= 0 { Sys.close(fd) }
         }
         do throws(SystemError) {
             for (i, address) in config.addresses.enumerated() {
-                let (fd, bound) = try openListener(address)
+                let fd: Int32, bound: SocketAddress
+                do throws(SystemError) {
+                    (fd, bound) = try openListener(address)
+                } catch let error where config.skipBusyPorts && address.port != 0 && error.errno == EADDRINUSE {
+                    skipped.append(address)
+                    continue
+                }
                 resolved.append(bound)
-                if plan[i] == .refuse {
+                plan.append(fullPlan[i])
+                if fullPlan[i] == .refuse {
                     // A refusing backend has no listener, but keeps its port bound (see LoopBackend.parkedFD).
                     do throws(SystemError) {
                         try Sys.unlisten(fd)
@@ -89,9 +105,10 @@ public final class FakeBackendFarm: Sendable {
                         Sys.close(fd)
                         throw error
                     }
-                    parked[i] = fd
+                    parked.append(fd)
                     opened.append(-1)
                 } else {
+                    parked.append(-1)
                     opened.append(fd)
                 }
             }
@@ -99,6 +116,8 @@ public final class FakeBackendFarm: Sendable {
             closeOpened()
             throw error
         }
+        let count = resolved.count
+        let loopCount = max(1, min(config.loops, max(count, 1)))
 
         let settings = LoopSettings(
             mode: config.mode, delayNanos: config.delay.nanoseconds, flapNanos: max(config.flapPeriod.nanoseconds, 1_000_000),
@@ -117,7 +136,7 @@ public final class FakeBackendFarm: Sendable {
             throw error
         }
 
-        let farm = FakeBackendFarm(addresses: resolved, configuration: config, loops: loops, plan: plan)
+        let farm = FakeBackendFarm(addresses: resolved, skipped: skipped, configuration: config, loops: loops, plan: plan)
         // From here the loops own the listeners; a loop that fails to start closes its own.
         var failure: SystemError?
         var failedAt = loops.count

@@ -63,7 +63,7 @@ public struct BackendCounters: Sendable, Equatable {
 
 /// Everything a farm runs with. Port 0 in `addresses` means "pick a free port" (tests use it).
 public struct FarmConfiguration: Sendable {
-    /// The default pool's size: 127.0.0.1:8000-12999 then [::1]:13000-17999.
+    /// The default pool's size: 127.0.0.1:20000-24999 then [::1]:25000-29999.
     public static let defaultPoolSize = 10_000
     /// Listen backlog per backend: small, to keep kernel memory low across thousands of listeners.
     public static let backlog: Int32 = 128
@@ -82,6 +82,9 @@ public struct FarmConfiguration: Sendable {
     public var dripInterval: Duration = .milliseconds(10)
     /// Event loop threads serving all listeners.
     public var loops: Int = 2
+    /// Leave out an explicit port that another socket holds (EADDRINUSE) instead of failing: the
+    /// `fakebackends` command does, so one busy port in a range of thousands does not stop the farm.
+    public var skipBusyPorts = false
 
     public init(
         addresses: [SocketAddress], mode: BackendMode = .http, failRate: Double = 0, fault: FaultKind = .mixed,

@@ -22,16 +22,19 @@ public struct FarmOptions: Sendable {
 public enum FarmCommand: Sendable {
     case run(FarmOptions)
     case help
+    case version
 }
 
 /// `fakebackends`' command line, parsed and validated without touching the system. Every refusal is a
 /// `ConfigError` naming the flag and the value.
 public enum FarmCommandLine {
+    public static let version = "fakebackends \(CommandLineParser.versionNumber)"
+
     public static let usage = """
     usage: fakebackends [flags]
       --count N          open the first N backends of the layout (default: all of it)
       --host H --ports LO-HI
-                         the layout: H:LO..H:HI (default 127.0.0.1:8000-12999 then [::1]:13000-17999)
+                         the layout: H:LO..H:HI (default 127.0.0.1:20000-24999 then [::1]:25000-29999)
       --mode MODE        http (default), echo, source or sink
       --fail-rate F      fraction of backends that are faulty, 0 to 1 (default 0)
       --fault KIND       refuse close reset hang slow drip die-mid flap mixed (default mixed)
@@ -41,8 +44,11 @@ public enum FarmCommandLine {
       --loops N          event loop threads (default 2)
       --faulty-file PATH write the faulty backends there instead of printing them
       --control ADDR     serve the control API on a loopback HOST:PORT
-      --help
-    Durations take ms, s, m, h (250ms, 2s, 1m). SIGINT or SIGTERM stops it and prints a summary.
+      --require-all      exit 1 if any port of the layout is busy (default: skip busy ports
+                         and name them in the start-up line)
+      --help, --version
+    Durations take ms, s, m, h (250ms, 2s, 1m), 10ms at least (the timer resolution) or 0 for
+    --delay. -- ends the flags. SIGINT or SIGTERM stops it and prints a summary.
     """
 
     public static func parse(_ arguments: [String]) -> Result<FarmCommand, ConfigError> {
@@ -51,6 +57,7 @@ public enum FarmCommandLine {
 
     static func parseThrowing(_ arguments: [String]) throws(ConfigError) -> FarmCommand {
         var config = FarmConfiguration(addresses: [])
+        config.skipBusyPorts = true
         var options = FarmOptions(farm: config)
         var count: Int?
         var countText = ""
@@ -61,7 +68,13 @@ public enum FarmCommandLine {
         while let flag = args.next() {
             switch flag {
             case "--help", "-h":
+                try args.noValue(for: flag)
                 return .help
+            case "--version":
+                try args.noValue(for: flag)
+                return .version
+            case "--require-all":
+                config.skipBusyPorts = !(try args.boolean(for: flag))
             case "--count":
                 let v = try args.value(for: flag)
                 count = try ArgumentCursor.check(flag, v, ValueParsers.integer(v, in: 1...65535))
@@ -112,12 +125,13 @@ public enum FarmCommandLine {
             }
         }
 
+        if let operand = args.operands().first { throw ConfigError(flag: operand, value: nil, reason: "unexpected argument (see --help)") }
         if let ports {
             let first = host?.address ?? SocketAddress(ipv4: (127, 0, 0, 1), port: 0)
             let available = Int(ports.high) - Int(ports.low) + 1
             let n = count ?? available
             guard n <= available else {
-                throw ConfigError(flag: "--count", value: countText, reason: "more than the \(available) ports of --ports \(ports.text)")
+                throw ConfigError(flag: "--count", value: countText, reason: "more than the \(Plural.count(available, "port")) of --ports \(ports.text)")
             }
             config.addresses = (0..<n).map { k in
                 var a = first
@@ -137,7 +151,7 @@ public enum FarmCommandLine {
         return .run(options)
     }
 
-    /// `127.0.0.1:8000-12999, [::1]:13000-17999`: the addresses as runs of consecutive ports.
+    /// `127.0.0.1:20000-24999, [::1]:25000-29999`: the addresses as runs of consecutive ports.
     public static func describe(_ addresses: [SocketAddress]) -> String {
         var runs: [String] = []
         var start = 0

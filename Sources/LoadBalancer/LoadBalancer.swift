@@ -76,6 +76,9 @@ public final class LoadBalancer: Sendable {
     /// the workers. Throws the bind or epoll error, with errno and address, before any thread starts.
     /// The configuration is assumed valid (`Configuration.validate()`).
     ///
+    /// Backends that are one of lb's own listeners (`SelfLoop`) are left out of their pool, and
+    /// logged once.
+    ///
     /// `inherited`: listening sockets received from the `lb` this one takes over from
     /// (`Takeover.request`). An address found there is served on those very sockets instead of new
     /// ones; they are owned from here on (unused ones are closed).
@@ -91,11 +94,11 @@ public final class LoadBalancer: Sendable {
         var running: [RunningService] = []
         var sockets = [[WorkerListener]](repeating: [], count: workerCount)
         var nextID: UInt32 = 1
+        var looped: [BackendSpec] = []
         func closeAll(from first: Int = 0) { for list in sockets[first...] { for l in list { Sys.close(l.fd) } } }
         do throws(SystemError) {
+            var opened: [[RunningListener]] = []
             for (index, sc) in serviceConfigs.enumerated() {
-                let pool = BackendPool(sc.backends, headroom: Self.headroom(for: sc, in: configuration))
-                let service = Service(name: sc.name, index: index, pool: pool, workerCount: workerCount)
                 var listeners: [RunningListener] = []
                 for address in sc.listen {
                     let fds: [Int32], bound: SocketAddress
@@ -111,7 +114,17 @@ public final class LoadBalancer: Sendable {
                     listeners.append(RunningListener(configured: address, bound: bound, id: nextID))
                     nextID += 1
                 }
-                running.append(RunningService(service: service, config: sc, listeners: listeners))
+                opened.append(listeners)
+            }
+            // Never proxy to a listener of our own (a loop); checked against the bound ports.
+            let allBound = opened.flatMap { $0.map(\.bound) }
+            let local = Sys.interfaceAddresses()
+            for (index, sc) in serviceConfigs.enumerated() {
+                let (backends, loops) = SelfLoop.partition(sc.backends, listen: allBound, local: local)
+                looped += loops
+                let pool = BackendPool(backends, headroom: Self.headroom(for: sc, in: configuration))
+                let service = Service(name: sc.name, index: index, pool: pool, workerCount: workerCount)
+                running.append(RunningService(service: service, config: sc, listeners: opened[index]))
             }
         } catch {
             closeAll()
@@ -148,6 +161,10 @@ public final class LoadBalancer: Sendable {
             }
         }
         balancer.threads.withLock { $0 = started }
+        if !looped.isEmpty {
+            log.log("left out \(Plural.count(looped.count, "backend")) that would loop back to lb's own listener: "
+                + looped.prefix(10).map(\.description).joined(separator: ", ") + (looped.count > 10 ? ", ..." : ""))
+        }
         for sc in serviceConfigs where sc.backends.contains(where: { $0.weight != 1 }) {
             let whose = serviceConfigs.count == 1 ? "" : " (service \(sc.name))"
             log.log("backend weights are kept and reported, but round robin treats every backend alike" + whose)

@@ -4,11 +4,14 @@ import LoadBalancer
 public enum LoadGenCommand: Sendable {
     case run(LoadConfiguration, json: Bool, allowErrors: Bool)
     case help
+    case version
 }
 
 /// `loadgen`'s command line, parsed and validated without touching the system. A refusal is a
 /// `ConfigError` naming the flag and the value: `-c 0: must be between 1 and 100000`.
 public enum LoadGenCommandLine {
+    public static let version = "loadgen \(CommandLineParser.versionNumber)"
+
     public static let usage = """
     usage: loadgen [flags] TARGET
       TARGET                  http://HOST:PORT/PATH, HOST:PORT or [V6]:PORT (numeric host or localhost)
@@ -25,9 +28,10 @@ public enum LoadGenCommandLine {
       --timeout DUR           bound on one request, connect included (default 5s)
       --json                  print the report as one JSON object
       --allow-errors          exit 0 even when requests failed
-      --help
-    Durations take ms, s, m, h (250ms, 2s, 1m). Exit status: 0 all requests succeeded, 1 some failed,
-    2 bad arguments.
+      --help, --version
+    Durations take ms, s, m, h (250ms, 2s, 1m), 1ms at least. Booleans (--keepalive, --json,
+    --allow-errors) also take =true/false, =yes/no or =on/off. -- ends the flags (a TARGET may follow).
+    Exit status: 0 all requests succeeded, 1 some failed, 2 bad arguments.
     """
 
     public static func parse(_ arguments: [String]) -> Result<LoadGenCommand, ConfigError> {
@@ -52,19 +56,23 @@ public enum LoadGenCommandLine {
         while let flag = args.next() {
             switch flag {
             case "--help", "-h":
+                try args.noValue(for: flag)
                 return .help
+            case "--version":
+                try args.noValue(for: flag)
+                return .version
             case "-n", "--requests":
                 requests = try args.integer(for: flag, in: 1...1_000_000_000)
             case "-c", "--concurrency":
                 concurrency = try args.integer(for: flag, in: 1...100_000)
             case "--duration":
-                duration = try args.positiveDuration(for: flag)
+                duration = try args.positiveDuration(for: flag, resolution: .milliseconds(1))
             case "--threads":
                 threads = try args.integer(for: flag, in: 1...256)
             case "--mode":
                 mode = try args.value(for: flag, else: "expected http, echo or connect", LoadMode.init(rawValue:))
             case "--keepalive", "-k":
-                keepAlive = true
+                keepAlive = try args.boolean(for: flag)
             case "--size":
                 size = try args.byteSize(for: flag, in: 1...(64 * 1024 * 1024))
             case "--rate":
@@ -73,16 +81,20 @@ public enum LoadGenCommandLine {
                 }
                 rate = r
             case "--timeout":
-                timeout = try args.positiveDuration(for: flag)
+                timeout = try args.positiveDuration(for: flag, resolution: .milliseconds(1))
             case "--json":
-                json = true
+                json = try args.boolean(for: flag)
             case "--allow-errors":
-                allowErrors = true
+                allowErrors = try args.boolean(for: flag)
             default:
                 if flag.hasPrefix("-") { throw ArgumentCursor.unrecognized(flag) }
                 guard target == nil else { throw ConfigError(flag: flag, value: nil, reason: "only one target") }
                 target = try ArgumentCursor.check("target", flag, LoadTarget.parse(flag))
             }
+        }
+        for operand in args.operands() {
+            guard target == nil else { throw ConfigError(flag: operand, value: nil, reason: "only one target") }
+            target = try ArgumentCursor.check("target", operand, LoadTarget.parse(operand))
         }
 
         guard let target else { throw ConfigError(flag: "target", value: nil, reason: "missing (see --help)") }

@@ -146,12 +146,17 @@ public struct LoadReport: Sendable {
 
     // MARK: text
 
+    /// Up to this many backends, the text report lists each; above, it summarises the spread (min,
+    /// median and max share, the `spreadEnds` most and least loaded) so it stays about a screenful.
+    public static let spreadListLimit = 20
+    public static let spreadEnds = 5
+
     /// A human report in the spirit of `ab` and `wrk`, plus the spread over backends.
     public func text() -> String {
         var s = ""
         func row(_ label: String, _ value: String) { s += pad(label + ":", 22) + value + "\n" }
         row("Target", "\(target) (\(mode.rawValue), \(keepAlive ? "keep-alive" : "new connection per request"))")
-        row("Concurrency", "\(concurrency) connections on \(threads) thread\(threads == 1 ? "" : "s")")
+        row("Concurrency", "\(Plural.count(concurrency, "connection")) on \(Plural.count(threads, "thread"))")
         row("Requests", "\(requested) started, \(completed) completed, \(succeeded) succeeded, \(failed) failed")
         row("Time taken", fixed(seconds, 3) + " s")
         row("Requests per second", fixed(requestsPerSecond, 1))
@@ -170,8 +175,25 @@ public struct LoadReport: Sendable {
         row("Errors", errorText.isEmpty ? "none" : errorText.joined(separator: ", "))
         if !backends.isEmpty {
             row("Backends", "\(backends.count)")
-            for b in backendSpread {
-                s += "  " + pad(b.name, 24) + pad(String(b.count), 10) + fixed(b.share * 100, 1) + "%\n"
+            let spread = backendSpread
+            func line(_ b: (name: String, count: Int, share: Double)) -> String {
+                "  " + pad(b.name, 24) + pad(String(b.count), 10) + fixed(b.share * 100, 1) + "%\n"
+            }
+            if spread.count <= Self.spreadListLimit {
+                for b in spread { s += line(b) }
+            } else {
+                // A screenful at most: the shape of the spread and its ends; --json keeps every backend.
+                let byCount = spread.sorted { $0.count != $1.count ? $0.count > $1.count : $0.name < $1.name }
+                let median = byCount[byCount.count / 2]
+                let total = Double(backends.values.reduce(0, +))
+                func share(_ n: Int) -> String { fixed(total > 0 ? Double(n) / total * 100 : 0, 3) + "%" }
+                s += "  share per backend: min \(share(byCount.last!.count)), median \(share(median.count)), max \(share(byCount[0].count))"
+                    + " (responses: \(byCount.last!.count), \(median.count), \(byCount[0].count))\n"
+                s += "  most loaded:\n"
+                for b in byCount.prefix(Self.spreadEnds) { s += line(b) }
+                s += "  least loaded:\n"
+                for b in byCount.suffix(Self.spreadEnds) { s += line(b) }
+                s += "  (\(spread.count - 2 * Self.spreadEnds) more; --json lists every backend)\n"
             }
             let hi = backends.values.max() ?? 0, lo = backends.values.min() ?? 0
             s += "  spread: max \(hi), min \(lo)" + (lo > 0 ? ", max/min \(fixed(Double(hi) / Double(lo), 3))" : "") + "\n"

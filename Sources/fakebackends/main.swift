@@ -17,6 +17,9 @@ switch FarmCommandLine.parse(Array(CommandLine.arguments.dropFirst())) {
 case .success(.help):
     print(FarmCommandLine.usage)
     exit(0)
+case .success(.version):
+    print(FarmCommandLine.version)
+    exit(0)
 case .success(.run(let parsed)):
     options = parsed
 case .failure(let error):
@@ -28,10 +31,10 @@ lb_ignore_sigpipe()
 let stopSignals: [Int32] = [SIGINT, SIGTERM]
 lb_block_signals(stopSignals, Int32(stopSignals.count))
 
-let count = options.farm.addresses.count
+let asked = options.farm.addresses.count
 let limit = FileLimit.raiseToHard()
 if limit < options.descriptorsNeeded {
-    fail("\(count) backends need about \(options.descriptorsNeeded) open files but RLIMIT_NOFILE allows \(limit); "
+    fail("\(Plural.count(asked, "backend")) need about \(options.descriptorsNeeded) open files but RLIMIT_NOFILE allows \(limit); "
         + "raise the hard limit (ulimit -Hn) or ask for fewer with --count", exitCode: 1)
 }
 
@@ -43,8 +46,13 @@ do {
     fail("\(error)", exitCode: 1)
 }
 let startMillis = (MonotonicClock.now() - startedAt) / 1_000_000
-print("fakebackends: \(count) \(options.farm.mode.rawValue) backends on \(FarmCommandLine.describe(farm.addresses)), "
-    + "\(options.farm.loops) loops, started in \(startMillis) ms")
+let count = farm.addresses.count
+print("fakebackends: \(Plural.count(count, "\(options.farm.mode.rawValue) backend")) on \(FarmCommandLine.describe(farm.addresses)), "
+    + "\(Plural.count(options.farm.loops, "loop")), started in \(startMillis) ms")
+if !farm.skipped.isEmpty {
+    print("fakebackends: skipped \(Plural.count(farm.skipped.count, "busy port")) (held by another socket): "
+        + FarmCommandLine.describe(farm.skipped) + " (--require-all makes that an error)")
+}
 
 let faulty = farm.faulty
 let faultyLines = faulty.map { "\($0.address) \($0.fault.rawValue)\n" }.joined()
@@ -52,9 +60,9 @@ if let path = options.faultyFile {
     guard let file = fopen(path, "w") else { fail("--faulty-file \(path): \(SystemError.message(for: errno))", exitCode: 1) }
     fputs(faultyLines, file)
     fclose(file)
-    print("fakebackends: \(faulty.count) faulty backends written to \(path)")
+    print("fakebackends: \(Plural.count(faulty.count, "faulty backend")) written to \(path)")
 } else if !faulty.isEmpty {
-    print("fakebackends: \(faulty.count) faulty backends:")
+    print("fakebackends: \(Plural.count(faulty.count, "faulty backend")):")
     for line in faultyLines.split(separator: "\n") { print("faulty \(line)") }
 }
 
@@ -75,6 +83,6 @@ control?.stop()
 farm.stop()
 let t = farm.totals
 let name = signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal \(signal)"
-print("fakebackends: \(name): closed \(count) backends; connections \(t.connections), requests \(t.requests), "
+print("fakebackends: \(name): closed \(Plural.count(count, "backend")); connections \(t.connections), requests \(t.requests), "
     + "bytes in \(t.bytesIn), bytes out \(t.bytesOut), faults hit \(t.faultsHit)")
 exit(0)

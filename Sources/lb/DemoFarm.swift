@@ -19,7 +19,7 @@ struct DemoFarm {
 
     var summary: String {
         let faulty = farm.faulty
-        var text = "\(farm.addresses.count) http backends on 127.0.0.1"
+        var text = Plural.count(farm.addresses.count, "http backend") + " on 127.0.0.1"
         if !faulty.isEmpty {
             text += ", faulty: " + faulty.map { "\($0.address.port) \($0.fault.rawValue)" }.joined(separator: ", ")
         }

@@ -12,8 +12,15 @@ _ = lb_ignore_sigpipe()
 SignalController.blockHandledSignals()
 let arguments = Array(CommandLine.arguments.dropFirst())
 
+/// A refused command line: one plain line, as any command-line tool prints it.
 func fail(_ message: String, code: Int32) -> Never {
     EventLog.writeStderr("lb: " + message)
+    exit(code)
+}
+
+/// A failure once lb has set out to serve: a log line, time-stamped like the others.
+func failRunning(_ message: String, code: Int32) -> Never {
+    EventLog.writeLogLine("lb: " + message)
     exit(code)
 }
 
@@ -47,10 +54,22 @@ if let demo {
         configuration.backends = farm.backends
         demoFarm = farm
     } catch {
-        fail("--demo: \(error)", code: 1)
+        failRunning("--demo: \(error)", code: 1)
     }
 } else {
     demoFarm = nil
+}
+
+// A backend that is lb's own listen address would be a loop; LoadBalancer.start leaves such backends
+// out (and logs them). When that leaves a service with none, the configuration is wrong: say so before
+// binding.
+let allListen = configuration.effectiveServices.flatMap(\.listen)
+for service in configuration.effectiveServices where !service.backends.isEmpty {
+    if SelfLoop.partition(service.backends, listen: allListen, local: Sys.interfaceAddresses()).kept.isEmpty {
+        let listens = allListen.map(\.description).joined(separator: ", ")
+        let whose = configuration.effectiveServices.count == 1 ? "every --backend" : "every backend of service \(service.name)"
+        fail("\(whose) is lb's own listen address (\(listens)): that would be a loop", code: 2)
+    }
 }
 
 // Read before anything starts: a bad token file stops lb before it takes any traffic.
@@ -76,7 +95,7 @@ do {
     balancer = try LoadBalancer.start(configuration, log: log, inherited: takeover?.listeners ?? [])
 } catch {
     takeover?.abandon()
-    fail("\(error)", code: 1)
+    failRunning("\(error)", code: 1)
 }
 let accessLog: AccessLogWriter?
 let admin: AdminServer?
@@ -89,7 +108,7 @@ do throws(AdminError) {
             // The demo's default port may be taken: the demo still starts, on a free port, and says so.
             let chosen = CommandLine.arguments.contains { $0 == "--admin" || $0.hasPrefix("--admin=") }
             guard demo != nil, !chosen, let anyPort = SocketAddress(host: "127.0.0.1", port: 0) else { throw error }
-            EventLog.writeStderr("lb: \(error); the demo's admin server takes a free port instead")
+            EventLog.writeLogLine("lb: \(error); the demo's admin server takes a free port instead")
             admin = try AdminServer.start(balancer, on: anyPort, token: adminToken)
         }
     } else {
@@ -99,16 +118,16 @@ do throws(AdminError) {
     takeover?.abandon()
     balancer.stopNow()
     balancer.wait(timeout: .seconds(5))
-    fail(error.description, code: 1)
+    failRunning(error.description, code: 1)
 }
 
 if let takeover {
     do {
         try takeover.ready()
         let count = takeover.listeners.reduce(0) { $0 + $1.fds.count }
-        EventLog.writeStderr("lb: took over \(count) listening sockets from the running lb, which now drains")
+        EventLog.writeLogLine("lb: took over \(count) listening sockets from the running lb, which now drains")
     } catch {
-        EventLog.writeStderr("lb: takeover: \(error) (both processes serve until the old one is stopped)")
+        EventLog.writeLogLine("lb: takeover: \(error) (both processes serve until the old one is stopped)")
     }
 }
 
@@ -119,11 +138,11 @@ if services.count == 1 && services[0].name == "default" {
 } else {
     listeners = services.flatMap { s in balancer.listenAddresses(of: s.name).map { "\($0) (\(s.name))" } }.joined(separator: ", ")
 }
-EventLog.writeStderr(
-    "lb: listening on \(listeners) with \(balancer.workerCount) worker\(balancer.workerCount == 1 ? "" : "s"), "
+EventLog.writeLogLine(
+    "lb: listening on \(listeners) with \(Plural.count(balancer.workerCount, "worker")), "
         + (services.count == 1 ? "" : "\(services.count) services, ")
-        + "\(services.reduce(0) { $0 + $1.pool.count }) backends" + (demoFarm.map { " (demo farm: \($0.summary))" } ?? ""))
-if let admin { EventLog.writeStderr("lb: admin API and dashboard on \(admin.url)") }
+        + Plural.count(services.reduce(0) { $0 + $1.pool.count }, "backend") + (demoFarm.map { " (demo farm: \($0.summary))" } ?? ""))
+if let admin { EventLog.writeLogLine("lb: admin API and dashboard on \(admin.url)") }
 
 let notifier = SystemdNotifier.fromEnvironment()
 let reloadSource: (@Sendable () throws(ConfigError) -> Configuration)?
@@ -136,11 +155,11 @@ if let path = configuration.configFile {
 let reopenLogs: (@Sendable () -> Void)?
 if let writer = accessLog { reopenLogs = { writer.reopen() } } else { reopenLogs = nil }
 let controller = SignalController(balancer: balancer, reloadSource: reloadSource, reopenLogs: reopenLogs) { state in
-    if let error = notifier.notify(state) { EventLog.writeStderr("lb: sd_notify: \(error)") }
+    if let error = notifier.notify(state) { EventLog.writeLogLine("lb: sd_notify: \(error)") }
 }
 // After a takeover this process is the service's main one now (systemd needs NotifyAccess=all to hear it).
 let readyState = takeover == nil ? "READY=1" : "MAINPID=\(getpid())\nREADY=1"
-if let error = notifier.notify(readyState) { EventLog.writeStderr("lb: sd_notify: \(error)") }
+if let error = notifier.notify(readyState) { EventLog.writeLogLine("lb: sd_notify: \(error)") }
 
 // Serve our sockets to the next upgrade; once handed over, drain as on SIGTERM.
 var takeoverServer: TakeoverServer?
@@ -148,7 +167,7 @@ if let path = configuration.takeoverSocket {
     do {
         takeoverServer = try TakeoverServer.start(path: path, balancer: balancer) { _ = kill(getpid(), SIGTERM) }
     } catch {
-        EventLog.writeStderr("lb: --takeover-socket \(path): \(error); serving without it")
+        EventLog.writeLogLine("lb: --takeover-socket \(path): \(error); serving without it")
     }
 }
 
@@ -166,7 +185,7 @@ while true {
         let waiter = try? OSThread.spawn {
             balancer.wait(timeout: drainTimeout + .seconds(5))
             let c = balancer.counters
-            EventLog.writeStderr("lb: stopped after \(c[.accepted]) connections (\(c[.badGateways]) answered 502)")
+            EventLog.writeLogLine("lb: stopped after \(Plural.count(c[.accepted], "connection")) (\(c[.badGateways]) answered 502)")
             accessLog?.stop()
             farm?.stop()
             exit(0)

@@ -16,6 +16,8 @@ case .failure(let error):
     fail(error.description, code: 2)
 case .success(.help):
     print(LoadGenCommandLine.usage)
+case .success(.version):
+    print(LoadGenCommandLine.version)
 case .success(.run(var config, let json, let allowErrors)):
     let limit = FileLimit.raiseToHard()
     if config.concurrency + 64 > limit {

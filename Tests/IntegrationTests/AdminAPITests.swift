@@ -73,7 +73,7 @@ import Testing
     @Test func unknownBackendsAndBadBodies() throws {
         let servers = backends(1)
         defer { for s in servers { s.stop() } }
-        try withAdmin(backends: servers.map(\.address)) { _, admin, _ in
+        try withAdmin(backends: servers.map(\.address)) { lb, admin, address in
             for (method, path) in [("POST", "/api/backends/127.0.0.1:1/drain"), ("POST", "/api/backends/[::1]:2/enable"),
                                    ("DELETE", "/api/backends/127.0.0.1:1"), ("GET", "/api/backends/127.0.0.1:1")] {
                 let r = try #require(try adminCall(admin, method, path))
@@ -89,6 +89,11 @@ import Testing
                 #expect((r.json as? [String: Any])?["error"] as? String != nil, "body \(body)")
             }
             #expect(try adminCall(admin, "POST", "/api/backends", body: #"{"address": "127.0.0.1:9", "service": "x"}"#)?.status == 404)
+            // lb's own listen address would be a loop: refused, and nothing is added.
+            let loop = try #require(try adminCall(admin, "POST", "/api/backends", body: #"{"address": "\#(address)"}"#))
+            #expect(loop.status == 400)
+            #expect((loop.json as? [String: Any])?["error"] as? String == "backend \(address) is lb's own listen address: that would be a loop")
+            #expect(lb.pool.id(of: address) == nil)
             #expect(try adminCall(admin, "GET", "/nowhere")?.status == 404)
         }
     }

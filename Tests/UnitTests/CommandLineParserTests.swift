@@ -15,10 +15,10 @@ import Testing
         #expect(demo == nil)
         #expect(c.listen.map(\.description) == ["0.0.0.0:8080"])
         #expect(c.backends.count == 10_000)
-        #expect(c.backends.first?.description == "127.0.0.1:8000")
-        #expect(c.backends[4999].description == "127.0.0.1:12999")
-        #expect(c.backends[5000].description == "[::1]:13000")
-        #expect(c.backends.last?.description == "[::1]:17999")
+        #expect(c.backends.first?.description == "127.0.0.1:20000")
+        #expect(c.backends[4999].description == "127.0.0.1:24999")
+        #expect(c.backends[5000].description == "[::1]:25000")
+        #expect(c.backends.last?.description == "[::1]:29999")
         #expect(c.backlog == 1024)
         #expect(c.connectTimeout == .seconds(1))
         #expect(c.idleTimeout == .seconds(60))
@@ -65,17 +65,17 @@ import Testing
         (["--connect-timeout", "5"], "--connect-timeout 5: expected a duration like 250ms, 2s or 1m"),
         (["--idle-timeout", "0s"], "--idle-timeout 0s: must be more than zero"),
         (["--on-no-backend", "teapot"], "--on-no-backend teapot: expected http502 or close"),
-        (["--buffer-size", "10"], "--buffer-size 10: must be between 1024 and 16777216 bytes"),
+        (["--buffer-size", "10"], "--buffer-size 10: must be between 1024 and 16777216 bytes (1k to 16m)"),
         (["--listen"], "--listen: needs a value"),
         (["--listen", "localhost"], "--listen localhost: expected HOST:PORT"),
         (["--bogus"], "--bogus: unknown flag (see --help)"),
         (["stray"], "stray: unexpected argument (see --help)"),
-        (["--health-check", "ping"], "--health-check ping: expected down, all or http:/PATH"),
+        (["--health-check", "ping"], "--health-check ping: expected down, all (or tcp) or http:/PATH"),
         (["--fail-rate", "2", "--demo"], "--fail-rate 2: expected a fraction between 0 and 1"),
         (["--fault", "melt", "--demo"], "--fault melt: expected one of refuse, close, reset, hang, slow, drip, die-mid, flap, mixed"),
         (["--demo-count", "3"], "--demo-count: only applies with --demo"),
         (["--backend", "127.0.0.1:80", "--backend", "127.0.0.1:79-81"], "--backend 127.0.0.1:80: listed twice"),
-        (["--splice", "maybe"], "--splice maybe: expected on or off"),
+        (["--splice", "maybe"], "--splice maybe: expected true/false, yes/no or on/off"),
         (["--admin", "0.0.0.0:9090"], "--admin 0.0.0.0:9090: not a loopback address: give --admin-token-file"),
         (["--admin", "nowhere"], "--admin nowhere: expected HOST:PORT (or off)"),
         (["--admin-token-file", "/tmp/t"], "--admin-token-file: only applies with --admin"),
@@ -83,7 +83,7 @@ import Testing
         (["--access-log", "-", "--access-log-format", "xml"], "--access-log-format xml: expected text or json"),
         (["--panic-threshold", "101"], "--panic-threshold 101: expected a percentage from 0 to 100, or off"),
         (["--panic-threshold", "half"], "--panic-threshold half: expected a percentage from 0 to 100, or off"),
-        (["--check-on-idle", "sometimes"], "--check-on-idle sometimes: expected on or off"),
+        (["--check-on-idle", "sometimes"], "--check-on-idle sometimes: expected true/false, yes/no or on/off"),
     ])
     func badFlags(args: [String], message: String) {
         switch CommandLineParser.parse(args) {

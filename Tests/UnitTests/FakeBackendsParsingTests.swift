@@ -108,7 +108,7 @@ import Testing
     func options(_ args: [String]) throws -> FarmOptions {
         switch FarmCommandLine.parse(args) {
         case .success(.run(let o)): return o
-        case .success(.help): Issue.record("unexpected help"); throw ConfigError(flag: "", value: nil, reason: "")
+        case .success(.help), .success(.version): Issue.record("unexpected help"); throw ConfigError(flag: "", value: nil, reason: "")
         case .failure(let e): Issue.record("unexpected error \(e)"); throw e
         }
     }
@@ -121,12 +121,12 @@ import Testing
     @Test func defaultsOpenTheWholeDefaultPool() throws {
         let o = try options([])
         #expect(o.farm.addresses.count == 10_000)
-        #expect(o.farm.addresses.first == SocketAddress(host: "127.0.0.1", port: 8000))
-        #expect(o.farm.addresses[4_999] == SocketAddress(host: "127.0.0.1", port: 12999))
-        #expect(o.farm.addresses[5_000] == SocketAddress(host: "::1", port: 13000))
-        #expect(o.farm.addresses.last == SocketAddress(host: "::1", port: 17999))
+        #expect(o.farm.addresses.first == SocketAddress(host: "127.0.0.1", port: 20000))
+        #expect(o.farm.addresses[4_999] == SocketAddress(host: "127.0.0.1", port: 24999))
+        #expect(o.farm.addresses[5_000] == SocketAddress(host: "::1", port: 25000))
+        #expect(o.farm.addresses.last == SocketAddress(host: "::1", port: 29999))
         #expect(o.farm.mode == .http && o.farm.failRate == 0 && o.farm.loops == 2)
-        #expect(FarmCommandLine.describe(o.farm.addresses) == "127.0.0.1:8000-12999, [::1]:13000-17999")
+        #expect(FarmCommandLine.describe(o.farm.addresses) == "127.0.0.1:20000-24999, [::1]:25000-29999")
     }
 
     @Test func everyFlag() throws {
@@ -147,8 +147,8 @@ import Testing
     }
 
     @Test func countTakesTheFirstOfTheLayout() throws {
-        #expect(try options(["--count", "5000"]).farm.addresses.last == SocketAddress(host: "127.0.0.1", port: 12999))
-        #expect(try options(["--count", "5001"]).farm.addresses.last == SocketAddress(host: "::1", port: 13000))
+        #expect(try options(["--count", "5000"]).farm.addresses.last == SocketAddress(host: "127.0.0.1", port: 24999))
+        #expect(try options(["--count", "5001"]).farm.addresses.last == SocketAddress(host: "::1", port: 25000))
         #expect(try options(["--ports", "20000-20002"]).farm.addresses.map(\.description) == ["127.0.0.1:20000", "127.0.0.1:20001", "127.0.0.1:20002"])
     }
 

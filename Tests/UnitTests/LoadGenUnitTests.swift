@@ -234,7 +234,7 @@ struct LoadGenCommandLineTests {
         (["--duration", "5", "127.0.0.1:1"], "--duration 5: expected a duration like 250ms, 2s or 1m"),
         (["--timeout", "0s", "127.0.0.1:1"], "--timeout 0s: must be more than zero"),
         (["--rate", "-3", "127.0.0.1:1"], "--rate -3: expected requests per second, more than 0"),
-        (["--size", "0", "--mode", "echo", "127.0.0.1:1"], "--size 0: must be between 1 and 67108864 bytes"),
+        (["--size", "0", "--mode", "echo", "127.0.0.1:1"], "--size 0: must be between 1 and 67108864 bytes (1 to 64m)"),
         (["--size", "10", "127.0.0.1:1"], "--size: only applies with --mode echo"),
         (["--bogus", "127.0.0.1:1"], "--bogus: unknown flag (see --help)"),
         ([], "target: missing (see --help)"),
@@ -298,6 +298,27 @@ struct LoadGenReportTests {
         #expect(text.contains("status 2, short-read 1"))
         #expect(text.contains("spread: max 4, min 3"))
         #expect(text.contains("p50 5.0"))
+    }
+
+    /// 1,000 backends: the text stays about a screenful and names the extremes; JSON keeps them all.
+    @Test func largePoolIsSummarisedInTextAndListedInJSON() throws {
+        var r = sample()
+        r.backends = [:]
+        for i in 0..<1000 { r.backends["127.0.0.1:\(20000 + i)"] = 10 + i % 7 }
+        r.backends["127.0.0.1:20500"] = 40
+        r.backends["127.0.0.1:20600"] = 1
+        let text = r.text()
+        #expect(text.split(separator: "\n").count < 40)
+        #expect(text.contains("Backends:             1000"))
+        #expect(text.contains("most loaded:\n  127.0.0.1:20500 "))
+        #expect(text.contains("least loaded:"))
+        #expect(text.contains("  127.0.0.1:20600         1         0.0%\n  (990 more; --json lists every backend)\n"))
+        #expect(text.hasSuffix("spread: max 40, min 1, max/min 40.000\n"))
+        #expect(text.contains("share per backend: min 0.008%, median 0.100%, max 0.307% (responses: 1, 13, 40)"))
+        let o = try JSONSerialization.jsonObject(with: Data(r.json().utf8)) as? [String: Any]
+        #expect((o?["backends"] as? [String: Any])?.count == 1000)
+        // Twenty backends or fewer are still listed one by one.
+        #expect(!sample().text().contains("most loaded"))
     }
 
     @Test func fixedFormatting() {

@@ -1,6 +1,7 @@
 /// Walks a command line one flag at a time, for `lb`, `fakebackends` and `loadgen` alike. Splits
 /// `--flag=value`, fetches a flag's value (inline or the next argument), and turns a refused value into
-/// a `ConfigError` naming the flag and the value.
+/// a `ConfigError` naming the flag and the value. A lone `--` ends the flags: `next()` returns nil there,
+/// and `operands()` gives what follows, taken as is (a target that starts with `-`, for instance).
 ///
 ///     var args = ArgumentCursor(arguments)
 ///     while let flag = args.next() {
@@ -15,6 +16,8 @@ public struct ArgumentCursor {
     private var index = 0
     /// The `=value` of the flag `next()` returned last, if it had one.
     private var inline: String?
+    /// Set once `next()` has met `--`.
+    public private(set) var flagsEnded = false
 
     public init(_ arguments: [String]) {
         self.arguments = arguments
@@ -23,15 +26,38 @@ public struct ArgumentCursor {
     /// The next argument; for `--flag=value`, just `--flag` (the value is what `value(for:)` returns).
     /// Nil when none are left.
     public mutating func next() -> String? {
-        guard index < arguments.count else { return nil }
+        guard !flagsEnded, index < arguments.count else { return nil }
         var flag = arguments[index]
         index += 1
         inline = nil
+        if flag == "--" {
+            flagsEnded = true
+            return nil
+        }
         if flag.hasPrefix("--"), let eq = flag.firstIndex(of: "=") {
             inline = String(flag[flag.index(after: eq)...])
             flag = String(flag[..<eq])
         }
         return flag
+    }
+
+    /// The arguments after `--` (empty when there was none), consumed.
+    public mutating func operands() -> [String] {
+        guard flagsEnded else { return [] }
+        defer { index = arguments.count }
+        return Array(arguments[index...])
+    }
+
+    /// A flag that is on when given bare (`--quiet`); `--quiet=VALUE` takes `true/false`, `yes/no` or
+    /// `on/off` and refuses anything else. A bare boolean never takes the next argument as its value.
+    public mutating func boolean(for flag: String) throws(ConfigError) -> Bool {
+        guard let text = inline else { return true }
+        return try Self.check(flag, text, ValueParsers.boolean(text))
+    }
+
+    /// Refuses `--flag=value` for a flag that takes no value (`--help`, `--version`).
+    public func noValue(for flag: String) throws(ConfigError) {
+        if let inline { throw ConfigError(flag: flag, value: inline, reason: "takes no value") }
     }
 
     /// The current flag's value: its `=value`, or else the next argument.
@@ -67,17 +93,28 @@ public struct ArgumentCursor {
         try value(for: flag) { ValueParsers.byteSize($0, in: range) }
     }
 
-    /// A duration (`250ms`, `2s`), zero allowed.
-    public mutating func duration(for flag: String) throws(ConfigError) -> Duration {
-        try value(for: flag, ValueParsers.duration)
+    /// A duration (`250ms`, `2s`): zero, or at least `resolution`, the tick of the timers that will
+    /// measure it (10 ms: `TimerWheel` in lb and the farm). A shorter one would silently mean a tick,
+    /// so it is refused rather than rounded.
+    public mutating func duration(for flag: String, resolution: Duration = .milliseconds(10)) throws(ConfigError) -> Duration {
+        let text = try value(for: flag)
+        let d = try Self.check(flag, text, ValueParsers.duration(text))
+        if d > .zero && d < resolution { throw Self.belowResolution(flag, text, resolution) }
+        return d
     }
 
-    /// A duration of more than zero.
-    public mutating func positiveDuration(for flag: String) throws(ConfigError) -> Duration {
+    /// A duration of at least `resolution` (see `duration(for:resolution:)`).
+    public mutating func positiveDuration(for flag: String, resolution: Duration = .milliseconds(10)) throws(ConfigError) -> Duration {
         let text = try value(for: flag)
         let d = try Self.check(flag, text, ValueParsers.duration(text))
         guard d > .zero else { throw ConfigError(flag: flag, value: text, reason: "must be more than zero") }
+        if d < resolution { throw Self.belowResolution(flag, text, resolution) }
         return d
+    }
+
+    private static func belowResolution(_ flag: String, _ text: String, _ resolution: Duration) -> ConfigError {
+        let ms = resolution.components.seconds * 1000 + resolution.components.attoseconds / 1_000_000_000_000_000
+        return ConfigError(flag: flag, value: text, reason: "shorter than the timer resolution (\(ms)ms)")
     }
 
     /// A fraction from 0 to 1.

@@ -7,6 +7,12 @@ public struct DemoSettings: Sendable, Equatable {
     public init() {}
 
     public static let faultKinds = ["refuse", "close", "reset", "hang", "slow", "drip", "die-mid", "flap", "mixed"]
+
+    /// Health checking under `--demo` unless flags say otherwise: `http:/health` every 500 ms, 250 ms
+    /// per probe, so with the default fall of 3 a faulty backend is out within about 2 s.
+    public static let healthCheck = HealthCheckMode.http(path: "/health")
+    public static let healthInterval = Duration.milliseconds(500)
+    public static let healthTimeout = Duration.milliseconds(250)
 }
 
 public enum ParsedCommand: Sendable {
@@ -20,14 +26,16 @@ public enum ParsedCommand: Sendable {
 /// `lb`'s command line, parsed and validated without touching the system. Every refusal is a
 /// `ConfigError` naming the flag and the value.
 public enum CommandLineParser {
-    public static let version = "lb 0.1.0"
+    /// The version all three commands (lb, fakebackends, loadgen) report.
+    public static let versionNumber = "0.1.0"
+    public static let version = "lb \(versionNumber)"
 
     public static let usage = """
     usage: lb [flags]
       --listen ADDR           listen on HOST:PORT or [V6]:PORT, repeatable (default 0.0.0.0:8080)
       --backend SPEC          HOST:PORT, [V6]:PORT or HOST:LO-HI, optional @WEIGHT
                               (round robin ignores weights), repeatable
-                              (default 127.0.0.1:8000-12999 and [::1]:13000-17999)
+                              (default 127.0.0.1:20000-24999 and [::1]:25000-29999)
       --workers N             event loops, one thread each (default: CPU count)
       --backlog N             listen backlog (default 1024)
       --connect-timeout DUR   per backend connect attempt (default 1s)
@@ -38,10 +46,11 @@ public enum CommandLineParser {
       --on-no-backend MODE    http502 (send 502 Bad Gateway) or close (default http502)
       --buffer-size BYTES     largest buffer per direction of a pair (default 16k)
       --splice on|off         zero-copy forwarding for bulk streams (default on)
-      --health-check MODE     down (probe down backends), all (probe every backend),
-                              or http:/PATH (GET /PATH on every backend, 2xx is up) (default down)
-      --health-interval DUR   time between probes of one backend (default 2s)
-      --health-timeout DUR    bound on one probe (default 1s)
+      --health-check MODE     down (probe down backends), all or tcp (TCP connect to every
+                              backend), or http:/PATH (GET /PATH on every backend, 2xx is up)
+                              (default down; http:/health with --demo)
+      --health-interval DUR   time between probes of one backend (default 2s; 500ms with --demo)
+      --health-timeout DUR    bound on one probe (default 1s; 250ms with --demo)
       --health-rise N         good probes in a row to bring a backend up (default 2)
       --health-fall N         failures in a row to mark a backend down (default 3)
       --health-max-inflight N probes in flight per worker (default 256)
@@ -56,6 +65,7 @@ public enum CommandLineParser {
       --access-log PATH|-     one line per closed connection, to a file (reopened on SIGUSR1) or stdout
       --access-log-format F   text or json (default text)
       --demo                  start an in-process farm of fake HTTP backends and balance over it
+                              (instead of --backend, which it refuses)
       --demo-count N          backends in the demo farm (default 5)
       --fail-rate F           fraction of demo backends that are faulty (default 0)
       --fault KIND            fault of those backends: refuse close reset hang slow drip die-mid flap mixed
@@ -66,7 +76,9 @@ public enum CommandLineParser {
                               lb serving at PATH (if any), then serve them there to the next one
       --check                 validate the flags (and file), print a summary, exit 0 or 2
       --help, --version
-    Durations take ms, s, m, h (250ms, 2s, 1m).
+    Durations take ms, s, m, h (250ms, 2s, 1m); below the 10ms timer resolution they are refused.
+    Sizes take k, m, g. Booleans (--quiet, --demo) also take =true/false, =yes/no or =on/off.
+    -- ends the flags. A bad flag exits with status 2.
     """
 
     public static func parse(_ arguments: [String]) -> Result<ParsedCommand, ConfigError> {
@@ -82,6 +94,7 @@ public enum CommandLineParser {
         var backends: [BackendSpec] = []
         var sawBackend = false
         var demoOnlyFlag: String?
+        var healthModeSet = false, healthIntervalSet = false, healthTimeoutSet = false
         var adminFlag: SocketAddress??
         var accessLogFormat: AccessLogSettings.Format?
         var configPath: String?
@@ -121,11 +134,12 @@ public enum CommandLineParser {
         var args = ArgumentCursor(arguments)
         while let flag = args.next() {
             switch flag {
-            case "--help", "-h": return .help
-            case "--version": return .version
+            case "--help", "-h": try args.noValue(for: flag); return .help
+            case "--version": try args.noValue(for: flag); return .version
             default: try apply(flag, &args, to: &state)
             }
         }
+        if let operand = args.operands().first { throw ConfigError(flag: operand, value: nil, reason: "unexpected argument (see --help)") }
         if let path = state.configPath {
             // The file first, then every flag again on top of its top-level settings.
             for (flag, given) in [("--listen", !state.listens.isEmpty), ("--backend", state.sawBackend), ("--demo", state.demo != nil)] where given {
@@ -134,7 +148,17 @@ public enum CommandLineParser {
             let config = try ConfigFile.load(path, overrides: arguments)
             return state.check ? .check(config) : .run(config, demo: nil)
         }
-        if state.demo != nil { state.demo = state.demoSettings }
+        if state.demo != nil {
+            state.demo = state.demoSettings
+            if state.sawBackend {
+                throw ConfigError(flag: "--backend", value: nil, reason: "cannot be combined with --demo (the demo balances over its own farm)")
+            }
+            // The demo farm speaks HTTP: check it that way, often, so faulty backends (close, reset,
+            // hang, die-mid) leave the rotation within a couple of seconds. Explicit flags win.
+            if !state.healthModeSet { state.config.health.mode = DemoSettings.healthCheck }
+            if !state.healthIntervalSet { state.config.health.interval = DemoSettings.healthInterval }
+            if !state.healthTimeoutSet { state.config.health.timeout = DemoSettings.healthTimeout }
+        }
         let config = try state.finished()
         try config.validate(origin: .flags)
         return state.check ? .check(config) : .run(config, demo: state.demo)
@@ -178,27 +202,25 @@ public enum CommandLineParser {
         case "--buffer-size":
             state.config.bufferSize = try args.byteSize(for: flag, in: 1024...(16 * 1024 * 1024))
         case "--splice":
-            let v = try args.value(for: flag)
-            switch v {
-            case "on": state.config.splice = true
-            case "off": state.config.splice = false
-            default: throw ConfigError(flag: flag, value: v, reason: "expected on or off")
-            }
+            state.config.splice = try args.value(for: flag, ValueParsers.boolean)
         case "--health-check":
             let v = try args.value(for: flag)
+            state.healthModeSet = true
             switch v {
             case "down": state.config.health.mode = .downOnly
             case "all", "tcp": state.config.health.mode = .all
             default:
                 guard v.hasPrefix("http:/"), !v.contains(" "), v.allSatisfy({ $0.isASCII && !$0.isNewline }) else {
-                    throw ConfigError(flag: flag, value: v, reason: "expected down, all or http:/PATH")
+                    throw ConfigError(flag: flag, value: v, reason: "expected down, all (or tcp) or http:/PATH")
                 }
                 state.config.health.mode = .http(path: String(v.dropFirst(5)))
             }
         case "--health-interval":
             state.config.health.interval = try args.positiveDuration(for: flag)
+            state.healthIntervalSet = true
         case "--health-timeout":
             state.config.health.timeout = try args.positiveDuration(for: flag)
+            state.healthTimeoutSet = true
         case "--health-rise":
             state.config.health.rise = try args.integer(for: flag, in: 1...100)
         case "--health-fall":
@@ -216,14 +238,9 @@ public enum CommandLineParser {
                 state.config.panicThreshold = percent
             }
         case "--check-on-idle":
-            let v = try args.value(for: flag)
-            switch v {
-            case "on": state.config.checkOnIdle = true
-            case "off": state.config.checkOnIdle = false
-            default: throw ConfigError(flag: flag, value: v, reason: "expected on or off")
-            }
+            state.config.checkOnIdle = try args.value(for: flag, ValueParsers.boolean)
         case "--quiet":
-            state.config.logBackendChanges = false
+            state.config.logBackendChanges = !(try args.boolean(for: flag))
         case "--admin":
             let v = try args.value(for: flag)
             if v == "off" {
@@ -246,7 +263,7 @@ public enum CommandLineParser {
             let format: AccessLogSettings.Format = try args.value(for: flag, else: "expected text or json", AccessLogSettings.Format.init(rawValue:))
             state.accessLogFormat = format
         case "--demo":
-            state.demo = state.demoSettings
+            state.demo = try args.boolean(for: flag) ? state.demoSettings : nil
         case "--demo-count":
             state.demoSettings.count = try args.integer(for: flag, in: 1...10_000)
             state.demoOnlyFlag = flag

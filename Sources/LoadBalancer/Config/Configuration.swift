@@ -61,7 +61,9 @@ public struct AccessLogSettings: Sendable, Equatable {
 public struct Configuration: Sendable, Equatable {
     /// 0.0.0.0:8080
     public var listen: [SocketAddress] = [SocketAddress(ipv4: (0, 0, 0, 0), port: 8080)]
-    /// 127.0.0.1:8000-12999 and [::1]:13000-17999.
+    /// 127.0.0.1:20000-24999 and [::1]:25000-29999: clear of lb's own default ports (8080, and 9090 for
+    /// the admin API) and below the kernel's default ephemeral range (32768-60999), so neither lb's
+    /// listener nor an outgoing connection's local port can collide with a backend.
     public var backends: [BackendSpec] = Configuration.defaultPool
     /// Event loops, one thread each. Default: CPU count.
     public var workers = Configuration.cpuCount
@@ -111,8 +113,8 @@ public struct Configuration: Sendable, Equatable {
     public static let defaultPool: [BackendSpec] = {
         var specs: [BackendSpec] = []
         specs.reserveCapacity(10_000)
-        for port in UInt16(8000)...12999 { specs.append(BackendSpec(address: SocketAddress(host: "127.0.0.1", port: port)!)) }
-        for port in UInt16(13000)...17999 { specs.append(BackendSpec(address: SocketAddress(host: "::1", port: port)!)) }
+        for port in UInt16(20000)...24999 { specs.append(BackendSpec(address: SocketAddress(host: "127.0.0.1", port: port)!)) }
+        for port in UInt16(25000)...29999 { specs.append(BackendSpec(address: SocketAddress(host: "::1", port: port)!)) }
         return specs
     }()
 

@@ -25,21 +25,44 @@ public enum ValueParsers {
         return .success(n)
     }
 
-    /// `64k`, `16384`, `1m`: a byte size.
+    /// `64k`, `16384`, `1m`, `1g`: a byte size (binary units; `kb`/`kib` and the like also read).
+    /// Any well-formed size outside `range` is refused with the range, in bytes and in units.
     public static func byteSize(_ text: String, in range: ClosedRange<Int>) -> Result<Int, ParseFailure> {
         var digits = Substring(text.lowercased())
         var scale = 1
-        if digits.hasSuffix("k") || digits.hasSuffix("kb") || digits.hasSuffix("kib") {
-            scale = 1024; digits = digits.prefix { $0.isNumber }
-        } else if digits.hasSuffix("m") || digits.hasSuffix("mb") || digits.hasSuffix("mib") {
-            scale = 1024 * 1024; digits = digits.prefix { $0.isNumber }
+        for (suffixes, s) in [(["kib", "kb", "k"], 1 << 10), (["mib", "mb", "m"], 1 << 20), (["gib", "gb", "g"], 1 << 30)] {
+            if let suffix = suffixes.first(where: { digits.hasSuffix($0) }) {
+                scale = s
+                digits = digits.dropLast(suffix.count)
+                break
+            }
         }
-        guard let n = Int(digits), n >= 0 else { return .failure(ParseFailure("expected a size like 16384 or 16k")) }
-        let (bytes, overflow) = n.multipliedReportingOverflow(by: scale)
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            return .failure(ParseFailure("expected a size like 16384 or 16k"))
+        }
+        let (bytes, overflow) = (Int(digits) ?? Int.max).multipliedReportingOverflow(by: scale)
         guard !overflow, range.contains(bytes) else {
-            return .failure(ParseFailure("must be between \(range.lowerBound) and \(range.upperBound) bytes"))
+            return .failure(ParseFailure("must be between \(range.lowerBound) and \(range.upperBound) bytes"
+                + " (\(sizeText(range.lowerBound)) to \(sizeText(range.upperBound)))"))
         }
         return .success(bytes)
+    }
+
+    /// `16k`, `16m`, `1g` when `bytes` is a whole number of those units, else the plain number.
+    static func sizeText(_ bytes: Int) -> String {
+        for (unit, s) in [("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)] where bytes >= s && bytes % s == 0 {
+            return "\(bytes / s)\(unit)"
+        }
+        return "\(bytes)"
+    }
+
+    /// A boolean flag's value: `true/false`, `yes/no` or `on/off` (any case).
+    public static func boolean(_ text: String) -> Result<Bool, ParseFailure> {
+        switch text.lowercased() {
+        case "true", "yes", "on": return .success(true)
+        case "false", "no", "off": return .success(false)
+        default: return .failure(ParseFailure("expected true/false, yes/no or on/off"))
+        }
     }
 
     /// A port, 1-65535 (0 only where `allowZero`: "pick a free one").

@@ -35,7 +35,7 @@ extension Worker {
             case .reserveReached(let fd):
                 why = "file descriptors nearly exhausted (fd \(fd) of \(settings.fdLimit), \(settings.fdReserve) kept in reserve)"
             }
-            log.log("worker \(shared.index): accept paused for 100ms: \(why) (\(activePairs) pairs open)")
+            log.log("worker \(shared.index): accept paused for 100ms: \(why) (\(Plural.count(activePairs, "pair")) open)")
         }
     }
 

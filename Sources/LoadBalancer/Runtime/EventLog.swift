@@ -2,7 +2,8 @@ import Glibc
 import Synchronization
 
 /// Operator-facing log lines (start-up, backend state changes, fd exhaustion): kept in a bounded ring
-/// for the library API and tests, and echoed to stderr unless quiet. Rare by design: never per request.
+/// for the library API and tests (without time stamps), and echoed to stderr unless quiet (with one,
+/// see `writeLogLine`). Rare by design: never per request.
 public final class EventLog: Sendable {
     private let lines = Mutex<[String]>([])
     private let events = Mutex<(next: Int, list: [BackendEvent])>((1, []))
@@ -21,7 +22,13 @@ public final class EventLog: Sendable {
             if l.count >= capacity { l.removeFirst(l.count / 2) }
             l.append(line)
         }
-        if echo { EventLog.writeStderr("lb: " + line) }
+        if echo { EventLog.writeLogLine("lb: " + line) }
+    }
+
+    /// Writes one log line to fd 2, after an RFC 3339 time stamp unless stderr is the systemd journal
+    /// (`LogTimestamp`): `2026-12-01T09:30:05.123Z lb: backend 127.0.0.1:20007 down: ...`.
+    public static func writeLogLine(_ line: String) {
+        writeStderr(LogTimestamp.enabled ? LogTimestamp.now() + " " + line : line)
     }
 
     /// Like `log`, but always written to stderr, quiet or not: lines an operator asked for (a reload's
@@ -31,7 +38,7 @@ public final class EventLog: Sendable {
             if l.count >= capacity { l.removeFirst(l.count / 2) }
             l.append(line)
         }
-        EventLog.writeStderr("lb: " + line)
+        EventLog.writeLogLine("lb: " + line)
     }
 
     /// A backend changed state (`up`, `down`, `drain`, `disabled`, `enabled`, `added`, `removed`):

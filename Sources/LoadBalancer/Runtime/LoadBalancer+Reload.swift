@@ -27,6 +27,17 @@ extension LoadBalancer {
             return RunningListener(configured: address, bound: bound, id: nextID)
         }
 
+        // As at start: a backend that is one of lb's own listeners (old or new) would be a loop.
+        let ownListen = new.effectiveServices.flatMap(\.listen) + old.services.flatMap { $0.listeners.map(\.bound) }
+        let local = Sys.interfaceAddresses()
+        func withoutLoops(_ backends: [BackendSpec], service: String) -> [BackendSpec] {
+            let (kept, looped) = SelfLoop.partition(backends, listen: ownListen, local: local)
+            if !looped.isEmpty {
+                log.log("reload: \(service): left out \(Plural.count(looped.count, "backend")) that would loop back to lb's own listener: "
+                    + looped.prefix(10).map(\.description).joined(separator: ", ") + (looped.count > 10 ? ", ..." : ""))
+            }
+            return kept
+        }
         var running = old.services
         var serviceNames = old.serviceNames
         do throws(SystemError) {
@@ -39,7 +50,7 @@ extension LoadBalancer {
             }
             var added: [RunningService] = []
             for sc in change.addedServices {
-                let pool = BackendPool(sc.backends, headroom: Self.headroom(for: sc, in: new))
+                let pool = BackendPool(withoutLoops(sc.backends, service: sc.name), headroom: Self.headroom(for: sc, in: new))
                 let service = Service(name: sc.name, index: serviceNames.count, pool: pool, workerCount: workerCount)
                 serviceNames.append(sc.name)
                 var listeners: [RunningListener] = []
@@ -67,7 +78,7 @@ extension LoadBalancer {
         for c in change.changedServices {
             guard let i = running.firstIndex(where: { $0.service.name == c.name }) else { continue }
             let pool = running[i].service.pool
-            for refused in pool.update(adding: c.addedBackends, removing: c.removedBackends) { log.log("reload: \(c.name): \(refused)") }
+            for refused in pool.update(adding: withoutLoops(c.addedBackends, service: c.name), removing: c.removedBackends) { log.log("reload: \(c.name): \(refused)") }
             let gone = running[i].listeners.filter { c.removedListeners.contains($0.configured) }
             running[i].listeners.removeAll { c.removedListeners.contains($0.configured) }
             for w in 0..<workerCount {

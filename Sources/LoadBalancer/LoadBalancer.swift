@@ -16,7 +16,7 @@ public final class LoadBalancer: Sendable {
     /// Throws the bind or epoll error, with errno and address, before any thread starts.
     public static func start(_ configuration: Configuration, log: EventLog = EventLog()) throws(SystemError) -> LoadBalancer {
         let fdLimit = FileLimit.raiseToHard()
-        let pool = BackendPool(configuration.backends)
+        let pool = BackendPool(configuration.backends, balancing: configuration.balancing)
         let workerCount = max(1, configuration.workers)
         var sockets = [[Int32]](repeating: [], count: workerCount)
         var bound: [SocketAddress] = []
@@ -38,13 +38,14 @@ public final class LoadBalancer: Sendable {
         }
 
         let settings = WorkerSettings(configuration, workers: workerCount, fdLimit: fdLimit)
+        let admission = Admission(configuration.admission, fdLimit: fdLimit, fdReserve: settings.fdReserve)
         var shared: [WorkerShared] = []
         var boots: [WorkerBoot] = []
         do throws(SystemError) {
             for w in 0..<workerCount {
                 let s = try WorkerShared(index: w)
                 shared.append(s)
-                let worker = try Worker(shared: s, pool: pool, log: log, settings: settings, listeners: sockets[w])
+                let worker = try Worker(shared: s, pool: pool, admission: admission, log: log, settings: settings, listeners: sockets[w])
                 boots.append(WorkerBoot(worker))
             }
         } catch {
@@ -66,9 +67,6 @@ public final class LoadBalancer: Sendable {
             }
         }
         balancer.threads.withLock { $0 = started }
-        if configuration.backends.contains(where: { $0.weight != 1 }) {
-            log.log("backend weights are kept and reported, but round robin treats every backend alike")
-        }
         return balancer
     }
 

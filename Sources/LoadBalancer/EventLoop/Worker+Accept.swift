@@ -18,6 +18,8 @@ extension Worker {
     enum PauseReason {
         case error(Int32)
         case reserveReached(fd: Int32)
+        /// `--max-conns` reached: resumed as soon as a pair closes (or in 10 ms, for another worker's).
+        case limitReached
     }
 
     /// Stops polling the listeners for a short back-off; waiting clients stay in the kernel's backlog.
@@ -25,7 +27,12 @@ extension Worker {
         guard listenersRegistered else { return }
         for fd in listeners { epoll.remove(fd) }
         listenersRegistered = false
-        resumeListenersAt = now + 100_000_000
+        if case .limitReached = reason {
+            pausedAtLimit = true
+            resumeListenersAt = now + 10_000_000
+        } else {
+            resumeListenersAt = now + 100_000_000
+        }
         shared.bump(.acceptPauses)
         if lastPauseLog == 0 || now - lastPauseLog > 10_000_000_000 {
             lastPauseLog = now
@@ -34,6 +41,8 @@ extension Worker {
             case .error(let errno): why = SystemError.message(for: errno)
             case .reserveReached(let fd):
                 why = "file descriptors nearly exhausted (fd \(fd) of \(settings.fdLimit), \(settings.fdReserve) kept in reserve)"
+            case .limitReached:
+                why = "max-conns (\(admission.maxConns)) reached; clients wait in the listen backlog"
             }
             log.log("worker \(shared.index): accept paused for 100ms: \(why) (\(activePairs) pairs open)")
         }
@@ -41,6 +50,13 @@ extension Worker {
 
     /// Ends a pause: first the spare fd must be had again, else the pause goes on.
     mutating func resumeListeners() {
+        if pausedAtLimit {
+            guard admission.hasRoom else {
+                resumeListenersAt = now + 10_000_000
+                return
+            }
+            pausedAtLimit = false
+        }
         if spareFD < 0 {
             guard let fd = try? Sys.eventFD() else {
                 resumeListenersAt = now + 100_000_000
@@ -72,11 +88,19 @@ extension Worker {
     mutating func acceptConnections(listener: Int) {
         guard listener < listeners.count, listenersRegistered else { return }
         let lfd = listeners[listener]
+        var peer = SocketAddress()
         for _ in 0..<Self.acceptsPerEvent {
+            // The place is taken before the accept, so the limit holds across workers and a client
+            // past it stays in the backlog instead of being accepted and closed.
+            guard admission.reserve() else {
+                pauseListeners(.limitReached)
+                return
+            }
             let result: IOResult
             do {
-                result = try Sys.accept(lfd, peer: nil)
+                result = try Sys.accept(lfd, peer: &peer)
             } catch {
+                admission.release()
                 switch error.errno {
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
                     pauseListeners(.error(error.errno))
@@ -88,9 +112,14 @@ extension Worker {
                     return
                 }
             }
-            guard case .done(let raw) = result else { return }
+            guard case .done(let raw) = result else {
+                admission.release()
+                return
+            }
             let fd = Int32(raw)
-            startPair(clientFD: fd)
+            let key = StableHash.sourceKey(peer)
+            if admission.checksAddress && !admitClient(fd: fd, peer: peer, key: key) { continue }
+            startPair(clientFD: fd, sourceKey: key, sourceCounted: admission.settings.maxConnsPerSource > 0)
             if Int(fd) >= settings.fdLimit - settings.fdReserve {
                 pauseListeners(.reserveReached(fd: fd))
                 return
@@ -98,16 +127,20 @@ extension Worker {
         }
     }
 
-    private mutating func startPair(clientFD fd: Int32) {
+    private mutating func startPair(clientFD fd: Int32, sourceKey: UInt64, sourceCounted: Bool) {
         let index = allocatePair()
         let p = pairs + Int(index)
         p.pointee.clientFD = fd
         p.pointee.lastActivity = now
+        p.pointee.sourceKey = sourceKey
+        p.pointee.sourceCounted = sourceCounted
         do {
             try epoll.add(fd, events: Self.streamEvents, data: EventTag.make(EventTag.client, index: index, generation: p.pointee.generation))
         } catch {
             Sys.close(fd)
             p.pointee.clientFD = -1
+            admission.release()
+            if sourceCounted { admission.releaseSource(sourceKey) }
             freePair(p)
             return
         }

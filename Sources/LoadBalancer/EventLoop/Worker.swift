@@ -9,6 +9,7 @@ import Glibc
 struct Worker: ~Copyable {
     let shared: WorkerShared
     let pool: BackendPool
+    let admission: Admission
     let log: EventLog
     let settings: WorkerSettings
     let epoll: Epoll
@@ -28,7 +29,13 @@ struct Worker: ~Copyable {
     var activePairs = 0
 
     var timers: TimerWheel
-    var view = RoundRobinView()
+    /// This worker's handle on the pool's balancing algorithm.
+    var view: Balancer
+    /// Pairs waiting for a backend place (slot index | generation << 32), oldest first from `queueHead`.
+    var queue: [UInt64] = []
+    var queueHead = 0
+    /// Accepting paused because the service reached `--max-conns` (resumed when a place frees).
+    var pausedAtLimit = false
     var buffers: BufferPool
     var pipes: PipePool
     var prober: Prober
@@ -38,9 +45,11 @@ struct Worker: ~Copyable {
     var drainDeadline: UInt64 = 0
     var running = true
 
-    init(shared: WorkerShared, pool: BackendPool, log: EventLog, settings: WorkerSettings, listeners: [Int32]) throws(SystemError) {
+    init(shared: WorkerShared, pool: BackendPool, admission: Admission, log: EventLog, settings: WorkerSettings, listeners: [Int32]) throws(SystemError) {
         self.shared = shared
         self.pool = pool
+        self.admission = admission
+        view = Balancer(pool: pool, seed: UInt64(shared.index) &+ 1)
         self.log = log
         self.settings = settings
         self.listeners = listeners
@@ -78,7 +87,7 @@ struct Worker: ~Copyable {
     // MARK: the loop
 
     mutating func run() {
-        view.rebuild(from: pool)
+        view.refresh()
         while running {
             // `now` is from just after the last wait: the batch since took microseconds, and a timer
             // woken a little late is still never early. One clock read per iteration, not two.
@@ -93,12 +102,13 @@ struct Worker: ~Copyable {
             now = MonotonicClock.now()
             // After the wait, not before: a pool change made while this loop slept is seen before
             // any pick it could affect.
-            _ = view.refresh(from: pool)
+            view.refresh()
             for i in 0..<n {
                 let event = epoll.events[i]
                 dispatch(tag: event.data, events: event.events)
             }
             expireTimers()
+            if queueHead < queue.count { serveQueue() }
             runProbeSchedule()
             publishGauges()
             if !listenersRegistered && !draining && resumeListenersAt != 0 && now >= resumeListenersAt {
@@ -131,6 +141,8 @@ struct Worker: ~Copyable {
             timeout = Self.earlier(timeout, Int32(clamping: max(prober.interval / 1_000_000, 1)))
         }
         if resumeListenersAt != 0 { timeout = Self.earlier(timeout, milliseconds(until: resumeListenersAt)) }
+        // Another worker's pair may free a backend place: look again soon while pairs wait.
+        if queueHead < queue.count { timeout = Self.earlier(timeout, Self.queuePollMs) }
         if draining { timeout = Self.earlier(timeout, milliseconds(until: drainDeadline)) }
         return timeout
     }
@@ -184,6 +196,10 @@ struct Worker: ~Copyable {
         while let id = timers.popExpired(now: now) {
             let p = pairs + Int(id)
             guard p.pointee.inUse else { continue }
+            if p.pointee.queued {
+                queueTimedOut(p)
+                continue
+            }
             let actions = p.pointee.lifecycle.timerFired(
                 now: now, lastActivity: p.pointee.lastActivity, clientWaiting: p.pointee.clientWaiting,
                 settings: settings.pair)

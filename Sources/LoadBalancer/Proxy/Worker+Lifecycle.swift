@@ -33,21 +33,41 @@ extension Worker {
         return true
     }
 
-    /// Picks a backend and starts a non-blocking connect to it.
+    /// Picks a backend and starts a non-blocking connect to it; when every backend is at its limit,
+    /// the pair queues (and a newcomer queues behind pairs already waiting).
     private mutating func connectNext(_ p: UnsafeMutablePointer<ConnectionPair>) -> Bool {
-        guard let id = view.pick(from: pool) else {
-            return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: settings.pair))
+        if queueHead < queue.count { return enqueue(p) }
+        switch pickAndCount(p) {
+        case .backend(let id): return connect(p, to: id)
+        case .full: return enqueue(p)
+        case .none: return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: settings.pair))
         }
+    }
+
+    /// A pick, counted on its backend. A backend whose last place another worker took since the pick
+    /// is avoided and the pick made once more.
+    mutating func pickAndCount(_ p: UnsafeMutablePointer<ConnectionPair>) -> PickResult {
+        var avoid = p.pointee.lastBackend
+        for _ in 0..<2 {
+            let result = view.pick(key: p.pointee.sourceKey, avoid: avoid, now: now)
+            guard case .backend(let id) = result else { return result }
+            if view.connectionStarted(id) { return result }
+            avoid = id
+        }
+        return .full
+    }
+
+    /// Starts a non-blocking connect to `id`, already counted by `connectionStarted`.
+    mutating func connect(_ p: UnsafeMutablePointer<ConnectionPair>, to id: BackendID) -> Bool {
         let address = pool.table.addresses[Int(id)]
         guard let fd = backendSocket(family: address.family) else {
+            view.connectionEnded(id)
             // Our own failure (fd exhaustion even after the spare), not the backend's: do not mark it.
             return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: settings.pair))
         }
         _ = try? Sys.setNoDelay(fd)
         p.pointee.backendFD = fd
         p.pointee.backend = id
-        pool.table.activeConnections[Int(id)].add(1, ordering: .relaxed)
-        pool.table.totalConnections[Int(id)].add(1, ordering: .relaxed)
         let result: Sys.ConnectResult
         do {
             result = try Sys.connect(fd, to: address)
@@ -91,7 +111,8 @@ extension Worker {
         if reset { _ = try? Sys.setLingerReset(fd) }
         Sys.close(fd)
         let id = Int(p.pointee.backend)
-        pool.table.activeConnections[id].subtract(1, ordering: .relaxed)
+        view.connectionEnded(p.pointee.backend)
+        p.pointee.lastBackend = p.pointee.backend
         if p.pointee.bytesUp > 0 { pool.table.bytesToBackend[id].add(p.pointee.bytesUp, ordering: .relaxed) }
         if p.pointee.bytesDown > 0 { pool.table.bytesFromBackend[id].add(p.pointee.bytesDown, ordering: .relaxed) }
         p.pointee.backendFD = -1
@@ -111,6 +132,7 @@ extension Worker {
         detachBackend(p, reset: reset)
         release(&p.pointee.up)
         release(&p.pointee.down)
+        releaseAdmission(p)
         activePairs -= 1
         shared.bump(.activePairs, by: -1)
         shared.bump(.closedPairs)

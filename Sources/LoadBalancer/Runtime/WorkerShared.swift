@@ -1,13 +1,20 @@
 import Synchronization
 
 /// What a worker counts: the one list the snapshot, the sums and (later) `/metrics` all come from.
-/// The last two are gauges (pooled buffers and pipes holding bytes in flight right now).
+/// `buffersInUse` and `pipesInUse` are gauges (pooled buffers and pipes holding bytes in flight right
+/// now); so is `queueLength`.
 public enum WorkerCounter: Int, CaseIterable, Sendable {
     case accepted, activePairs, closedPairs, badGateways, connectFailures, bytesUp, bytesDown
     case acceptPauses, probesStarted, probesFailed
     /// Times a direction moved from copying to splice(2).
     case spliceSwitches
     case buffersInUse, pipesInUse
+    /// Clients closed with a reset at accept: an allow/deny rule or `--max-conns-per-source`.
+    case refused
+    /// Pairs that waited for a backend place, and those whose wait ran out (`--queue-timeout`).
+    case queued, queueTimeouts
+    /// Pairs waiting right now.
+    case queueLength
 }
 
 /// A snapshot of counters (one worker's, or the sum over workers): `counters[.accepted]`.

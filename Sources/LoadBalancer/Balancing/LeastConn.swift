@@ -1,5 +1,6 @@
 /// Least connections: the backend with the fewest active pairs relative to its weight (HAProxy's
-/// `leastconn`, nginx's `least_conn`). The counts are the pool's shared atomics, so every worker sees
+/// `leastconn`, nginx's `least_conn`), scored as HAProxy does: (active + 1) / weight, so weights
+/// still count while backends are idle (the heaviest idle backend goes first). The counts are the pool's shared atomics, so every worker sees
 /// every other's pairs and the balance holds across workers. Ties go in rotation: the scan starts at
 /// the pool's shared cursor and only a strictly better backend replaces the first found.
 ///
@@ -23,8 +24,8 @@ extension Balancer {
                 } else {
                     let active = t.activeConnections[Int(id)].load(ordering: .relaxed)
                     let weight = effectiveWeight(member: i, id: id, now: now)
-                    // active/weight < bestActive/bestWeight, without division.
-                    if best < 0 || active * bestWeight < bestActive * weight {
+                    // (active+1)/weight < (bestActive+1)/bestWeight, without division.
+                    if best < 0 || (active + 1) * bestWeight < (bestActive + 1) * weight {
                         best = id
                         bestActive = active
                         bestWeight = weight

@@ -26,7 +26,7 @@ extension Balancer {
             let a2 = t.activeConnections[Int(id)].load(ordering: .relaxed)
             let w1 = effectiveWeight(member: firstMember, id: first, now: now)
             let w2 = effectiveWeight(member: m, id: id, now: now)
-            return .backend(a2 * w1 < a1 * w2 ? id : first)
+            return .backend((a2 + 1) * w1 < (a1 + 1) * w2 ? id : first)
         }
         if first >= 0 { return .backend(first) }
         return scan(from: rng.next(below: n), avoid: avoid)

@@ -21,6 +21,7 @@ let package = Package(
         .executableTarget(name: "lb", dependencies: ["LoadBalancer", "FakeBackends"]),
         .executableTarget(name: "fakebackends", dependencies: ["FakeBackends", "LoadBalancer"]),
         .executableTarget(name: "loadgen", dependencies: ["LoadGen", "LoadBalancer"]),
+        .executableTarget(name: "pickbench", dependencies: ["LoadBalancer"]),
         .testTarget(name: "UnitTests", dependencies: ["LoadBalancer", "FakeBackends", "LoadGen", "CShim"]),
         .testTarget(name: "IntegrationTests", dependencies: ["LoadBalancer", "FakeBackends", "LoadGen", "CShim"]),
     ],

@@ -15,6 +15,8 @@ public struct BackendInfo: Sendable, Equatable, CustomStringConvertible {
     /// Bytes of finished pairs: sent to the backend (client to backend) and received from it.
     public var bytesToBackend: Int
     public var bytesFromBackend: Int
+    /// Monotonic ns of the last health or admin change (or of its addition).
+    public var lastChange: UInt64
 
     public var description: String {
         "\(address) \(isUp ? "up" : "down") \(admin) active=\(activeConnections) total=\(totalConnections) failed=\(failedConnects)"
@@ -49,6 +51,11 @@ public final class BackendPool: Sendable {
     /// Shared by all workers: round robin's position in its sequence, least-conn's rotation for ties.
     let cursor = Atomic<UInt64>(0)
     let downCount = Atomic<Int>(0)
+    /// Members that are active (not draining or disabled), and those of them that are up: panic mode
+    /// compares the two on each pick. Recounted under the lock on every membership, admin or health
+    /// change (rare), so a pick reads two relaxed atomics.
+    let activeCount = Atomic<Int>(0)
+    let usableCount = Atomic<Int>(0)
     public let balancing: BalancingSettings
 
     struct Membership {
@@ -96,7 +103,18 @@ public final class BackendPool: Sendable {
         let weights = m.order.map { table.weights[Int($0)] }
         let keys = m.order.map { table.addresses[Int($0)] }
         m.snapshot = BalancerSnapshot(version: next, algorithm: balancing.algorithm, members: m.order, weights: weights, keys: keys)
+        recount(m)
         version.store(next, ordering: .releasing)
+    }
+
+    private func recount(_ m: borrowing Membership) {
+        var active = 0, usable = 0
+        for id in m.order where table.isActive(id) {
+            active += 1
+            if table.isAvailable(id) { usable += 1 }
+        }
+        activeCount.store(active, ordering: .relaxed)
+        usableCount.store(usable, ordering: .relaxed)
     }
 
     /// The snapshot workers pick from. Taken only when `version` moved.
@@ -139,9 +157,14 @@ public final class BackendPool: Sendable {
         setAdmin(address, .draining, leave: false)
     }
 
-    /// Takes a backend back into rotation after a drain.
+    /// Takes a backend back into rotation after a drain or a disable.
     public func undrain(_ address: SocketAddress) -> Result<Void, PoolError> {
         setAdmin(address, .active, leave: false)
+    }
+
+    /// Stops new connections to a backend and its health checks; open ones finish.
+    public func disable(_ address: SocketAddress) -> Result<Void, PoolError> {
+        setAdmin(address, .disabled, leave: false)
     }
 
     /// Removes a backend from the pool. Open connections to it go on until they end.
@@ -153,12 +176,15 @@ public final class BackendPool: Sendable {
         let found: Bool = membership.withLock { m in
             guard let id = m.byAddress[address] else { return false }
             table.admin[Int(id)].store(state.rawValue, ordering: .releasing)
+            table.lastChange[Int(id)].store(MonotonicClock.now(), ordering: .relaxed)
             if leave {
                 m.byAddress[address] = nil
                 m.order.removeAll { $0 == id }
                 if m.countedDown.remove(id) != nil { downCount.subtract(1, ordering: .relaxed) }
                 m.retired.append((id, MonotonicClock.now()))
                 publish(&m)
+            } else {
+                recount(m)
             }
             return true
         }
@@ -195,7 +221,8 @@ public final class BackendPool: Sendable {
             failedConnects: table.failedConnects[i].load(ordering: .relaxed),
             failStreak: Int(h.failStreak), healthTransitions: Int(h.transitions),
             bytesToBackend: table.bytesToBackend[i].load(ordering: .relaxed),
-            bytesFromBackend: table.bytesFromBackend[i].load(ordering: .relaxed))
+            bytesFromBackend: table.bytesFromBackend[i].load(ordering: .relaxed),
+            lastChange: table.lastChange[i].load(ordering: .relaxed))
     }
 
     /// Every backend in the pool, in configuration order.
@@ -215,6 +242,7 @@ public final class BackendPool: Sendable {
     func apply(_ event: HealthEvent, to id: BackendID, rise: Int, fall: Int) -> (HealthTransition, HealthState) {
         let result = table.apply(event, to: id, rise: rise, fall: fall)
         if result.0 == .none { return result }
+        table.lastChange[Int(id)].store(MonotonicClock.now(), ordering: .relaxed)
         // Transitions are rare: the count is settled under the lock, against the admin state. A probe
         // or pair that outlived its backend's removal changes nothing the pool counts.
         membership.withLock { m in
@@ -226,6 +254,7 @@ public final class BackendPool: Sendable {
                 // Slow start ramps from here.
                 table.upSince[Int(id)].store(MonotonicClock.now(), ordering: .relaxed)
             }
+            recount(m)
         }
         return result
     }

@@ -36,11 +36,20 @@ struct Balancer {
     var algorithm: BalanceAlgorithm
     let slowStart: UInt64
     var rng: SplitMix64
+    /// Panic mode (`--panic-threshold`): when the share of active members that are up is at most this
+    /// percentage, picks take every active member whatever its health, as Envoy's panic threshold does
+    /// and as nginx treats a group whose servers are all unavailable. A backend that restarted in a
+    /// blink serves again at once, and a down backend that refuses costs a retry, not a client.
+    /// 0: only when none is up; nil: never.
+    let panicThreshold: Int?
+    /// Set at the start of each pick from the pool's two counts.
+    private(set) var panicking = false
 
     static let quickTries = 16
 
-    init(pool: BackendPool, seed: UInt64) {
+    init(pool: BackendPool, seed: UInt64, panicThreshold: Int? = 0) {
         self.pool = pool
+        self.panicThreshold = panicThreshold
         let s = pool.currentSnapshot()
         snapshot = s
         seenVersion = s.version
@@ -85,7 +94,8 @@ struct Balancer {
     /// the hashing algorithms; `avoid` is a backend not to use unless nothing else is left (-1: none).
     @inline(__always)
     mutating func pick(key: UInt64, avoid: BackendID = -1, now: UInt64) -> PickResult {
-        switch algorithm {
+        panicking = isPanicking
+        return switch algorithm {
         case .roundRobin: pickRoundRobin(avoid: avoid, now: now)
         case .leastConn: pickLeastConn(avoid: avoid, now: now)
         case .p2c: pickPowerOfTwo(avoid: avoid, now: now)
@@ -115,6 +125,13 @@ struct Balancer {
         pool.table.activeConnections[Int(id)].subtract(1, ordering: .relaxed)
     }
 
+    /// Whether picks now ignore health (two relaxed loads).
+    var isPanicking: Bool {
+        guard let threshold = panicThreshold else { return false }
+        let active = pool.activeCount.load(ordering: .relaxed)
+        return active > 0 && pool.usableCount.load(ordering: .relaxed) * 100 <= threshold * active
+    }
+
     // MARK: shared by the algorithms
 
     enum Candidate { case ok, unavailable, full }
@@ -122,7 +139,7 @@ struct Balancer {
     @inline(__always)
     func candidate(_ id: BackendID) -> Candidate {
         let t = pool.table
-        if !t.isAvailable(id) { return .unavailable }
+        if panicking ? !t.isActive(id) : !t.isAvailable(id) { return .unavailable }
         let limit = t.maxConns[Int(id)]
         if limit > 0 && t.activeConnections[Int(id)].load(ordering: .relaxed) >= Int(limit) { return .full }
         return .ok

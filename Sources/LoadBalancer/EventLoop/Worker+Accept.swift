@@ -88,7 +88,10 @@ extension Worker {
     mutating func acceptConnections(listener: Int) {
         guard listener < listeners.count, listenersRegistered else { return }
         let lfd = listeners[listener]
+        // The client's address is asked for only when something uses it: the access log, a hashing
+        // algorithm (its key) or an address rule. accept4 fills it in place: no allocation.
         var peer = SocketAddress()
+        let wantsPeer = peers != nil || pool.balancing.algorithm.hashesSource || admission.checksAddress
         for _ in 0..<Self.acceptsPerEvent {
             // The place is taken before the accept, so the limit holds across workers and a client
             // past it stays in the backlog instead of being accepted and closed.
@@ -98,7 +101,7 @@ extension Worker {
             }
             let result: IOResult
             do {
-                result = try Sys.accept(lfd, peer: &peer)
+                result = wantsPeer ? try Sys.accept(lfd, peer: &peer) : try Sys.accept(lfd, peer: nil)
             } catch {
                 admission.release()
                 switch error.errno {
@@ -117,9 +120,9 @@ extension Worker {
                 return
             }
             let fd = Int32(raw)
-            let key = StableHash.sourceKey(peer)
+            let key = wantsPeer ? StableHash.sourceKey(peer) : 0
             if admission.checksAddress && !admitClient(fd: fd, peer: peer, key: key) { continue }
-            startPair(clientFD: fd, sourceKey: key, sourceCounted: admission.settings.maxConnsPerSource > 0)
+            startPair(clientFD: fd, listener: listener, peer: peer, sourceKey: key, sourceCounted: admission.settings.maxConnsPerSource > 0)
             if Int(fd) >= settings.fdLimit - settings.fdReserve {
                 pauseListeners(.reserveReached(fd: fd))
                 return
@@ -127,13 +130,16 @@ extension Worker {
         }
     }
 
-    private mutating func startPair(clientFD fd: Int32, sourceKey: UInt64, sourceCounted: Bool) {
+    private mutating func startPair(clientFD fd: Int32, listener: Int, peer: SocketAddress, sourceKey: UInt64, sourceCounted: Bool) {
         let index = allocatePair()
         let p = pairs + Int(index)
         p.pointee.clientFD = fd
         p.pointee.lastActivity = now
         p.pointee.sourceKey = sourceKey
         p.pointee.sourceCounted = sourceCounted
+        p.pointee.acceptedAt = now
+        p.pointee.listener = UInt16(truncatingIfNeeded: listener)
+        peers?[Int(index)] = peer
         do {
             try epoll.add(fd, events: Self.streamEvents, data: EventTag.make(EventTag.client, index: index, generation: p.pointee.generation))
         } catch {
@@ -154,5 +160,6 @@ extension Worker {
 
     /// Stream sockets are registered once, edge-triggered for both directions, and never modified:
     /// backpressure is "do not read", which costs no epoll_ctl.
-    static let streamEvents: UInt32 = EpollEvents.input | EpollEvents.output | EpollEvents.readHangup | EpollEvents.edgeTriggered
+    static let streamEvents: UInt32 =
+        EpollEvents.input | EpollEvents.priority | EpollEvents.output | EpollEvents.readHangup | EpollEvents.edgeTriggered
 }

@@ -24,6 +24,9 @@ struct Worker: ~Copyable {
     var lastPauseLog: UInt64 = 0
 
     var pairs: UnsafeMutablePointer<ConnectionPair>
+    /// Client addresses by pair slot, kept only while the access log is on (nil otherwise, so a pair
+    /// costs no more memory when nobody reads them).
+    var peers: UnsafeMutablePointer<SocketAddress>?
     var pairCapacity: Int
     var freeHead: Int32 = -1
     var activePairs = 0
@@ -49,7 +52,7 @@ struct Worker: ~Copyable {
         self.shared = shared
         self.pool = pool
         self.admission = admission
-        view = Balancer(pool: pool, seed: UInt64(shared.index) &+ 1)
+        view = Balancer(pool: pool, seed: UInt64(shared.index) &+ 1, panicThreshold: settings.panicThreshold)
         self.log = log
         self.settings = settings
         self.listeners = listeners
@@ -63,6 +66,10 @@ struct Worker: ~Copyable {
         pairCapacity = 256
         pairs = .allocate(capacity: pairCapacity)
         pairs.initialize(repeating: ConnectionPair(), count: pairCapacity)
+        if shared.accessLog != nil {
+            peers = .allocate(capacity: pairCapacity)
+            peers!.initialize(repeating: SocketAddress(), count: pairCapacity)
+        }
         timers = TimerWheel(capacity: pairCapacity, now: now)
         buffers = BufferPool(size: settings.bufferSize)
         pipes = PipePool()
@@ -81,6 +88,7 @@ struct Worker: ~Copyable {
         if spareFD >= 0 { Sys.close(spareFD) }
         pairs.deinitialize(count: pairCapacity)
         pairs.deallocate()
+        peers?.deallocate()
         scratch.deallocate()
     }
 
@@ -216,8 +224,8 @@ struct Worker: ~Copyable {
     private mutating func closeEverything() {
         for i in 0..<pairCapacity where pairs[i].inUse {
             let p = pairs + i
-            _ = p.pointee.lifecycle.drainExpired()
-            closePair(p, reset: false)
+            let actions = p.pointee.lifecycle.drainExpired()
+            closePair(p, reset: !actions.contains(.close))
         }
         closeAllProbes()
         closeListeners()
@@ -252,6 +260,13 @@ struct Worker: ~Copyable {
         (grown + pairCapacity).initialize(repeating: ConnectionPair(), count: newCapacity - pairCapacity)
         pairs.deallocate()
         pairs = grown
+        if let old = peers {
+            let grownPeers = UnsafeMutablePointer<SocketAddress>.allocate(capacity: newCapacity)
+            grownPeers.moveInitialize(from: old, count: pairCapacity)
+            (grownPeers + pairCapacity).initialize(repeating: SocketAddress(), count: newCapacity - pairCapacity)
+            old.deallocate()
+            peers = grownPeers
+        }
         for i in stride(from: newCapacity - 1, through: pairCapacity, by: -1) {
             pairs[i].nextFree = freeHead
             freeHead = Int32(i)

@@ -19,6 +19,9 @@ struct Direction {
     var sourceEOF = false
     /// shutdown(SHUT_WR) sent to the destination.
     var shutdownSent = false
+    /// The source reported urgent data (EPOLLPRI). A read stops at the urgent mark, so until a read
+    /// says EAGAIN a short one proves nothing, and splice (which cannot pass the mark) is not used.
+    var urgent = false
     /// Consecutive full reads: a stream that keeps filling the buffer is moved to splice.
     var fullReads: UInt8 = 0
 
@@ -47,6 +50,11 @@ struct ConnectionPair {
     var clientWaiting = false
     var lifecycle = PairLifecycle()
     var lastActivity: UInt64 = 0
+    /// Monotonic ns at accept and when the backend connect completed (0: not yet): histograms and the access log.
+    var acceptedAt: UInt64 = 0
+    var connectedAt: UInt64 = 0
+    /// Which of the worker's listeners accepted it (index into the configured addresses).
+    var listener: UInt16 = 0
     var bytesUp: Int = 0
     var bytesDown: Int = 0
     /// client to backend

@@ -101,6 +101,6 @@ extension Worker {
         p.pointee.queued = false
         shared.bump(.queueLength, by: -1)
         shared.bump(.queueTimeouts)
-        _ = execute(p, p.pointee.lifecycle.noBackend(now: now, settings: settings.pair))
+        _ = execute(p, p.pointee.lifecycle.noBackend(now: now, settings: settings.pair, reason: .queueTimeout))
     }
 }

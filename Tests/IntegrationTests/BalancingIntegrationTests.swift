@@ -135,7 +135,7 @@ func loopbackSource(_ i: Int) -> SocketAddress {
             for c in held { #expect(c.echoes("x")) }
             let third = try BoundClient(address, from: a)
             #expect(!third.echoes("y"))  // reset at accept
-            #expect(lb.counters[.refused] == 1)
+            #expect(eventually { lb.counters[.refused] == 1 })
             held[0].close()
             #expect(eventually { lb.counters[.activePairs] == 2 })
             let again = try BoundClient(address, from: a)
@@ -191,7 +191,8 @@ func loopbackSource(_ i: Int) -> SocketAddress {
     @Test func maxConnsHoldsUnderABurst() throws {
         let server = TestServer(handler: TestServer.echo)
         defer { server.stop() }
-        try withBalancer(backends: [server.address], configure: { c in
+        // One worker: one accept queue, served in order, so the first 50 connects are the ones served.
+        try withBalancer(backends: [server.address], workers: 1, configure: { c in
             c.admission.maxConns = 50
             c.backlog = 8192
         }) { lb, address in
@@ -214,7 +215,7 @@ func loopbackSource(_ i: Int) -> SocketAddress {
             let accepted = lb.counters[.accepted]
             for fd in fds.prefix(50) { close(fd) }
             fds.removeFirst(50)
-            #expect(eventually { lb.counters[.accepted] == accepted + 50 && lb.counters[.activePairs] == 50 })
+            #expect(eventually { lb.counters[.accepted] >= accepted + 50 && lb.counters[.activePairs] == 50 })
             #expect(lb.counters[.refused] == 0)
         }
     }

@@ -115,7 +115,7 @@ import Testing
     @Test func p2cNeverPicksADownBackend() {
         let pool = Self.pool([Int](repeating: 1, count: 10), .p2c)
         for id in [0, 3, 4, 9] { Self.down(pool, id) }
-        var b = Balancer(pool: pool, seed: 7)
+        var b = Balancer(pool: pool, seed: 7, panicThreshold: nil)
         let got = Self.picks(&b, 10_000)
         #expect(Set(got) == [1, 2, 5, 6, 7, 8])
         // All but one down: that one, every time; none up: nothing.
@@ -304,7 +304,7 @@ import Testing
 
     @Test func aFullBackendIsSkippedAndAllFullIsFull() {
         let pool = Self.pool([1, 1], .roundRobin) { $0.backendMaxConns = 2 }
-        var b = Balancer(pool: pool, seed: 1)
+        var b = Balancer(pool: pool, seed: 1, panicThreshold: nil)
         #expect(b.connectionStarted(0) && b.connectionStarted(0))
         #expect(!b.connectionStarted(0))  // a third would pass the limit: refused, not counted
         #expect(pool.info(id: 0).activeConnections == 2)

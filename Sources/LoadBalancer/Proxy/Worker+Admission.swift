@@ -23,10 +23,11 @@ extension Worker {
     }
 
     private mutating func refuse(_ fd: Int32) {
+        // Counted before the close: whoever sees the reset sees the count.
+        shared.bump(.refused)
+        admission.release()
         _ = try? Sys.setLingerReset(fd)
         Sys.close(fd)
-        admission.release()
-        shared.bump(.refused)
     }
 
     /// At a pair's close: its place in the service, and its source's count.

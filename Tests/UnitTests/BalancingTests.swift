@@ -192,6 +192,17 @@ import Testing
         #expect(!spread.contains(5) && spread.count >= 10)
     }
 
+    /// Panic mode (every backend down): hashing still sends each client to its own backend.
+    @Test func maglevInPanicKeepsClientsInPlace() {
+        let pool = Self.pool([Int](repeating: 1, count: 8), .maglev)
+        var b = Balancer(pool: pool, seed: 1)
+        let keys = (0..<2000).map { StableHash.mix(UInt64($0) &+ 99) }
+        let before = Self.picks(&b, keys.count, key: { keys[$0] })
+        for id in 0..<8 { Self.down(pool, id) }
+        #expect(b.isPanicking)
+        #expect(Self.picks(&b, keys.count, key: { keys[$0] }) == before)
+    }
+
     /// The table depends on the backend list only: a golden checksum, computed once, holds in every
     /// process (a per-process seed, such as Swift's `Hasher`, would break it), and pools built in
     /// another order of ids agree on addresses.

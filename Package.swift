@@ -26,6 +26,7 @@ let package = Package(
         .executableTarget(name: "lb", dependencies: ["LoadBalancer", "Admin", "FakeBackends"]),
         .executableTarget(name: "fakebackends", dependencies: ["FakeBackends", "OperatorHTTP", "LoadBalancer"]),
         .executableTarget(name: "loadgen", dependencies: ["LoadGen", "LoadBalancer"]),
+        .executableTarget(name: "pickbench", dependencies: ["LoadBalancer"]),
         .testTarget(name: "UnitTests", dependencies: ["LoadBalancer", "OperatorHTTP", "Admin", "FakeBackends", "LoadGen", "CShim"]),
         .testTarget(name: "IntegrationTests", dependencies: ["LoadBalancer", "OperatorHTTP", "Admin", "FakeBackends", "LoadGen", "CShim"]),
     ],

@@ -81,7 +81,11 @@ struct MetricsPage {
             w.sample(name, [], value)
         }
         process("lb_access_log_dropped_total", .counter, "Access-log lines dropped because the writer could not keep up (traffic is never held back).", c[.accessLogDropped])
-        process("lb_accept_pauses_total", .counter, "Times accepting paused for lack of file descriptors or memory.", c[.acceptPauses])
+        process("lb_accept_pauses_total", .counter, "Times accepting paused: out of file descriptors or memory, or at --max-conns.", c[.acceptPauses])
+        process("lb_refused_total", .counter, "Clients reset at accept by --allow/--deny or --max-conns-per-source.", c[.refused])
+        process("lb_queued_total", .counter, "Connections that waited for a backend place (every backend at its limit).", c[.queued])
+        process("lb_queue_timeouts_total", .counter, "Queued connections whose --queue-timeout ran out.", c[.queueTimeouts])
+        process("lb_queue_length", .gauge, "Connections waiting for a backend place now.", c[.queueLength])
         process("lb_splice_switches_total", .counter, "Stream directions moved from copying to splice(2).", c[.spliceSwitches])
         process("lb_buffers_in_use", .gauge, "Pooled buffers holding bytes in flight.", c[.buffersInUse])
         process("lb_pipes_in_use", .gauge, "Pooled pipes holding bytes in flight.", c[.pipesInUse])

@@ -122,8 +122,9 @@ public final class LoadBalancer: Sendable {
             for (index, sc) in serviceConfigs.enumerated() {
                 let (backends, loops) = SelfLoop.partition(sc.backends, listen: allBound, local: local)
                 looped += loops
-                let pool = BackendPool(backends, headroom: Self.headroom(for: sc, in: configuration))
-                let service = Service(name: sc.name, index: index, pool: pool, workerCount: workerCount)
+                let pool = BackendPool(backends, headroom: Self.headroom(for: sc, in: configuration), balancing: sc.settings.balancing)
+                let admission = Admission(sc.settings.admission, fdLimit: settings.fdLimit, fdReserve: settings.fdReserve)
+                let service = Service(name: sc.name, index: index, pool: pool, admission: admission, workerCount: workerCount)
                 running.append(RunningService(service: service, config: sc, listeners: opened[index]))
             }
         } catch {
@@ -164,10 +165,6 @@ public final class LoadBalancer: Sendable {
         if !looped.isEmpty {
             log.log("left out \(Plural.count(looped.count, "backend")) that would loop back to lb's own listener: "
                 + looped.prefix(10).map(\.description).joined(separator: ", ") + (looped.count > 10 ? ", ..." : ""))
-        }
-        for sc in serviceConfigs where sc.backends.contains(where: { $0.weight != 1 }) {
-            let whose = serviceConfigs.count == 1 ? "" : " (service \(sc.name))"
-            log.log("backend weights are kept and reported, but round robin treats every backend alike" + whose)
         }
         return balancer
     }

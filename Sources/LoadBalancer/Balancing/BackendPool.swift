@@ -39,16 +39,24 @@ public enum PoolError: Error, Equatable, Sendable, CustomStringConvertible {
 
 /// The set of backends, shared by every worker, changeable at run time without stopping traffic.
 ///
-/// Writers (add, drain, remove) take `membership`'s lock and bump `version`. Readers on the hot path
-/// never take it: each worker keeps its own `RoundRobinView`, rebuilt from a snapshot only when `version`
-/// moved, and reads health through the table's atomics. Health transitions bump `version` too, so views
-/// list only backends that can take traffic.
+/// Writers that change membership (add, remove) take `membership`'s lock, build the balancing
+/// algorithm's `BalancerSnapshot` for the new member list and publish it by bumping `version`. Readers
+/// on the hot path never take the lock: each worker's `Balancer` adopts a new snapshot only when
+/// `version` moved, and reads health and admin state through the table's atomics. Health changes and
+/// drains do not touch `version`: a pick skips those backends by their bits, so a flapping backend
+/// rebuilds nothing.
 public final class BackendPool: Sendable {
     let table: BackendTable
     let version = Atomic<UInt64>(1)
-    /// Shared by all workers: one relaxed fetch-add per pick.
-    let roundRobin = Atomic<UInt64>(0)
+    /// Shared by all workers: round robin's position in its sequence, least-conn's rotation for ties.
+    let cursor = Atomic<UInt64>(0)
     let downCount = Atomic<Int>(0)
+    /// Members that are active (not draining or disabled), and those of them that are up: panic mode
+    /// compares the two on each pick. Recounted under the lock on every membership, admin or health
+    /// change (rare), so a pick reads two relaxed atomics.
+    let activeCount = Atomic<Int>(0)
+    let usableCount = Atomic<Int>(0)
+    public let balancing: BalancingSettings
 
     struct Membership {
         var order: [BackendID] = []
@@ -59,6 +67,8 @@ public final class BackendPool: Sendable {
         /// Members counted in `downCount`. Kept under the lock with the admin state, so a health change
         /// racing a removal can neither count a removed backend nor uncount one twice.
         var countedDown: Set<BackendID> = []
+        /// The published snapshot for `version` (set in `init`, replaced on each membership change).
+        var snapshot: BalancerSnapshot?
     }
     /// A retired slot is reused only this long after its removal, and only when no fresh slot is left:
     /// by then every worker has refreshed its view (a loop waits 60 s at most) and every probe of the
@@ -67,17 +77,49 @@ public final class BackendPool: Sendable {
     private let membership = Mutex(Membership())
 
     /// `headroom` extra slots remain for backends added at run time.
-    public init(_ specs: [BackendSpec], headroom: Int = 16_384) {
+    public init(_ specs: [BackendSpec], headroom: Int = 16_384, balancing: BalancingSettings = BalancingSettings()) {
         table = BackendTable(capacity: specs.count + headroom)
+        self.balancing = balancing
         membership.withLock { m in
             for spec in specs where m.byAddress[spec.address] == nil {
                 let id = BackendID(m.nextSlot)
                 m.nextSlot += 1
-                table.prepare(id, address: spec.address, weight: spec.weight)
+                table.prepare(id, address: spec.address, weight: spec.weight, maxConns: limit(spec))
                 m.byAddress[spec.address] = id
                 m.order.append(id)
             }
+            publish(&m)
         }
+    }
+
+    private func limit(_ spec: BackendSpec) -> Int {
+        spec.maxConnections > 0 ? spec.maxConnections : balancing.backendMaxConns
+    }
+
+    /// Builds the snapshot for the current members and publishes it (under the lock; release, so a
+    /// worker that sees the new version sees the snapshot and every slot it names).
+    private func publish(_ m: inout Membership) {
+        let next = version.load(ordering: .relaxed) &+ 1
+        let weights = m.order.map { table.weights[Int($0)] }
+        let keys = m.order.map { table.addresses[Int($0)] }
+        m.snapshot = BalancerSnapshot(version: next, algorithm: balancing.algorithm, members: m.order, weights: weights, keys: keys)
+        recount(m)
+        version.store(next, ordering: .releasing)
+    }
+
+    private func recount(_ m: borrowing Membership) {
+        var active = 0, usable = 0
+        for id in m.order where table.isActive(id) {
+            active += 1
+            if table.isAvailable(id) { usable += 1 }
+        }
+        activeCount.store(active, ordering: .relaxed)
+        usableCount.store(usable, ordering: .relaxed)
+    }
+
+    /// The snapshot workers pick from. Taken only when `version` moved.
+    func currentSnapshot() -> BalancerSnapshot {
+        membership.withLock { $0.snapshot! }
     }
 
     public var count: Int { membership.withLock { $0.order.count } }
@@ -86,13 +128,15 @@ public final class BackendPool: Sendable {
     /// pick it half-written.
     @discardableResult
     public func add(_ spec: BackendSpec) -> Result<BackendID, PoolError> {
-        let result: Result<BackendID, PoolError> = membership.withLock { m in insert(spec, into: &m, now: MonotonicClock.now()) }
-        version.add(1, ordering: .releasing)
-        return result
+        membership.withLock { m in
+            let result = insert(spec, into: &m, now: MonotonicClock.now())
+            if case .success = result { publish(&m) }
+            return result
+        }
     }
 
-    /// Adds and removes many backends under one lock and one version bump, so workers rebuild their
-    /// views once however many changed (a reload of thousands). Removed backends' open connections go
+    /// Adds and removes many backends under one lock and one published snapshot, so workers adopt it
+    /// once however many changed (a reload of thousands). Removed backends' open connections go
     /// on until they end, as with `remove`. Returns what was refused (a duplicate, a full pool, an
     /// unknown address); the rest is done.
     public func update(adding specs: [BackendSpec], removing addresses: [SocketAddress]) -> [PoolError] {
@@ -112,14 +156,14 @@ public final class BackendPool: Sendable {
             for spec in specs {
                 if case .failure(let e) = insert(spec, into: &m, now: now) { refused.append(e) }
             }
+            publish(&m)
             return refused
         }
-        version.add(1, ordering: .releasing)
         return refused
     }
 
-    /// Takes a slot for `spec` (a fresh one, else a retired one past its grace) and publishes it into
-    /// `m`; the caller holds the lock and bumps `version` after.
+    /// Takes a slot for `spec` (a fresh one, else a retired one past its grace) and puts it into `m`;
+    /// the caller holds the lock and publishes the snapshot after.
     private func insert(_ spec: BackendSpec, into m: inout Membership, now: UInt64) -> Result<BackendID, PoolError> {
         if m.byAddress[spec.address] != nil { return .failure(.duplicate(spec.address)) }
         let id: BackendID
@@ -133,7 +177,8 @@ public final class BackendPool: Sendable {
         } else {
             return .failure(.full(capacity: table.capacity))
         }
-        table.prepare(id, address: spec.address, weight: spec.weight)
+        // A backend added at run time ramps up (slow start); one present at start-up does not.
+        table.prepare(id, address: spec.address, weight: spec.weight, maxConns: limit(spec), upSince: now)
         m.byAddress[spec.address] = id
         m.order.append(id)
         return .success(id)
@@ -169,11 +214,13 @@ public final class BackendPool: Sendable {
                 m.order.removeAll { $0 == id }
                 if m.countedDown.remove(id) != nil { downCount.subtract(1, ordering: .relaxed) }
                 m.retired.append((id, MonotonicClock.now()))
+                publish(&m)
+            } else {
+                recount(m)
             }
             return true
         }
         guard found else { return .failure(.unknown(address)) }
-        version.add(1, ordering: .releasing)
         return .success(())
     }
 
@@ -222,24 +269,25 @@ public final class BackendPool: Sendable {
         membership.withLock { m in (version.load(ordering: .acquiring), m.order) }
     }
 
-    /// Applies a health event; on a transition, views are told to rebuild and the caller (the one
-    /// worker that won the race) logs it.
+    /// Applies a health event; on a transition the down count is settled and the caller (the one
+    /// worker that won the race) logs it. Picks see the change through the health bit: no rebuild.
     func apply(_ event: HealthEvent, to id: BackendID, rise: Int, fall: Int) -> (HealthTransition, HealthState) {
         let result = table.apply(event, to: id, rise: rise, fall: fall)
         if result.0 == .none { return result }
         table.lastChange[Int(id)].store(MonotonicClock.now(), ordering: .relaxed)
         // Transitions are rare: the count is settled under the lock, against the admin state. A probe
         // or pair that outlived its backend's removal changes nothing the pool counts.
-        let counted: Bool = membership.withLock { m in
-            if table.admin[Int(id)].load(ordering: .acquiring) == AdminState.removed.rawValue { return false }
+        membership.withLock { m in
+            if table.admin[Int(id)].load(ordering: .acquiring) == AdminState.removed.rawValue { return }
             if result.0 == .wentDown {
                 if m.countedDown.insert(id).inserted { downCount.add(1, ordering: .relaxed) }
-            } else if m.countedDown.remove(id) != nil {
-                downCount.subtract(1, ordering: .relaxed)
+            } else {
+                if m.countedDown.remove(id) != nil { downCount.subtract(1, ordering: .relaxed) }
+                // Slow start ramps from here.
+                table.upSince[Int(id)].store(MonotonicClock.now(), ordering: .relaxed)
             }
-            return true
+            recount(m)
         }
-        if counted { version.add(1, ordering: .releasing) }
         return result
     }
 

@@ -25,6 +25,10 @@ final class BackendTable: @unchecked Sendable {
     let capacity: Int
     let addresses: UnsafeMutablePointer<SocketAddress>
     let weights: UnsafeMutablePointer<Int32>
+    /// Active pairs allowed (0: no limit); written with the address.
+    let maxConns: UnsafeMutablePointer<Int32>
+    /// When the backend last came up or was added (monotonic ns; 0: at start-up), for slow start.
+    let upSince: UnsafeMutablePointer<Atomic<UInt64>>
     let health: UnsafeMutablePointer<Atomic<UInt64>>
     let admin: UnsafeMutablePointer<Atomic<UInt8>>
     let activeConnections: UnsafeMutablePointer<Atomic<Int>>
@@ -41,12 +45,15 @@ final class BackendTable: @unchecked Sendable {
         addresses.initialize(repeating: SocketAddress(), count: capacity)
         weights = .allocate(capacity: capacity)
         weights.initialize(repeating: 1, count: capacity)
+        maxConns = .allocate(capacity: capacity)
+        maxConns.initialize(repeating: 0, count: capacity)
         func atomics<T: AtomicRepresentable>(_ zero: T) -> UnsafeMutablePointer<Atomic<T>> {
             let p = UnsafeMutablePointer<Atomic<T>>.allocate(capacity: capacity)
             for i in 0..<capacity { (p + i).initialize(to: Atomic(zero)) }
             return p
         }
         health = atomics(UInt64(0))
+        upSince = atomics(UInt64(0))
         admin = atomics(AdminState.removed.rawValue)
         activeConnections = atomics(0)
         totalConnections = atomics(0)
@@ -59,6 +66,8 @@ final class BackendTable: @unchecked Sendable {
     deinit {
         addresses.deallocate()
         weights.deallocate()
+        maxConns.deallocate()
+        upSince.deallocate()
         health.deallocate()
         admin.deallocate()
         activeConnections.deallocate()
@@ -104,10 +113,12 @@ final class BackendTable: @unchecked Sendable {
     }
 
     /// Resets a slot for a newly added backend (called under the pool's lock, before publication).
-    func prepare(_ id: BackendID, address: SocketAddress, weight: Int) {
+    func prepare(_ id: BackendID, address: SocketAddress, weight: Int, maxConns limit: Int = 0, upSince since: UInt64 = 0) {
         let i = Int(id)
         addresses[i] = address
         weights[i] = Int32(weight)
+        maxConns[i] = Int32(clamping: limit)
+        upSince[i].store(since, ordering: .relaxed)
         health[i].store(HealthState().packed, ordering: .relaxed)
         totalConnections[i].store(0, ordering: .relaxed)
         failedConnects[i].store(0, ordering: .relaxed)

@@ -33,9 +33,19 @@ public enum CommandLineParser {
     public static let usage = """
     usage: lb [flags]
       --listen ADDR           listen on HOST:PORT or [V6]:PORT, repeatable (default 0.0.0.0:8080)
-      --backend SPEC          HOST:PORT, [V6]:PORT or HOST:LO-HI, optional @WEIGHT
-                              (round robin ignores weights), repeatable
+      --backend SPEC          HOST:PORT, [V6]:PORT or HOST:LO-HI, optional @WEIGHT, repeatable
                               (default 127.0.0.1:20000-24999 and [::1]:25000-29999)
+      --balance ALGO          round-robin (smooth weighted), least-conn, p2c, maglev or
+                              source-hash (default round-robin)
+      --slow-start DUR        ramp a backend that comes up or is added to its full weight over DUR
+                              (round-robin, least-conn, p2c; default 0: off)
+      --max-conns N           pairs held at once; past it clients wait in the listen backlog
+                              (default: half the file descriptors left after the reserve)
+      --backend-max-conns N   pairs per backend; when all are full pairs queue (default 0: no limit)
+      --queue-timeout DUR     how long a pair waits for a backend place (default 5s; 0: no queue)
+      --allow CIDR            serve only clients in these blocks (v4 or v6), repeatable
+      --deny CIDR             refuse clients in these blocks with a reset, repeatable
+      --max-conns-per-source N  pairs one client address may hold (default 0: no limit)
       --workers N             event loops, one thread each (default: CPU count)
       --backlog N             listen backlog (default 1024)
       --connect-timeout DUR   per backend connect attempt (default 1s)
@@ -227,6 +237,24 @@ public enum CommandLineParser {
             state.config.health.fall = try args.integer(for: flag, in: 1...100)
         case "--health-max-inflight":
             state.config.health.maxInFlight = try args.integer(for: flag, in: 1...100_000)
+        case "--balance":
+            state.config.balancing.algorithm = try args.value(
+                for: flag, else: "expected one of \(BalanceAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))",
+                BalanceAlgorithm.init(rawValue:))
+        case "--slow-start":
+            state.config.balancing.slowStart = try args.duration(for: flag)
+        case "--max-conns":
+            state.config.admission.maxConns = try args.integer(for: flag, in: 1...10_000_000)
+        case "--backend-max-conns":
+            state.config.balancing.backendMaxConns = try args.integer(for: flag, in: 0...10_000_000)
+        case "--queue-timeout":
+            state.config.admission.queueTimeout = try args.duration(for: flag)
+        case "--allow":
+            state.config.admission.allow.append(try args.value(for: flag, CIDR.parse))
+        case "--deny":
+            state.config.admission.deny.append(try args.value(for: flag, CIDR.parse))
+        case "--max-conns-per-source":
+            state.config.admission.maxConnsPerSource = try args.integer(for: flag, in: 0...10_000_000)
         case "--panic-threshold":
             let v = try args.value(for: flag)
             if v == "off" {

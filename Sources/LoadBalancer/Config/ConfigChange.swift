@@ -99,6 +99,12 @@ public struct ConfigChange: Sendable, Equatable {
             change.addedListeners = service.listen.filter { !was.listen.contains($0) }
             change.removedListeners = was.listen.filter { !service.listen.contains($0) }
             change.settingsChanged = was.settings != service.settings
+            if was.settings.balancing != service.settings.balancing {
+                needsRestart.append("\(service.name): balance, slow_start or backend_max_conns")
+            }
+            if was.settings.admission != service.settings.admission {
+                needsRestart.append("\(service.name): max_conns, queue_timeout, allow, deny or max_conns_per_source")
+            }
             if was.settings.backlog != service.settings.backlog && service.listen.contains(where: { was.listen.contains($0) }) {
                 needsRestart.append("\(service.name): backlog \(was.settings.backlog) -> \(service.settings.backlog) for kept listeners")
             }

@@ -20,6 +20,9 @@ public enum ConfigFile {
         case onOff
         /// An integer, or a string (a word like "off", or "50%").
         case integerOrWord
+        /// A string or an array of strings, each given to the (repeatable) flag in turn. A service's
+        /// list replaces the top level's, it does not add to it.
+        case textList
     }
 
     enum Scope {
@@ -54,6 +57,14 @@ public enum ConfigFile {
         "admin_token_file": ("--admin-token-file", .text, .global),
         "access_log": ("--access-log", .text, .global),
         "access_log_format": ("--access-log-format", .text, .global),
+        "balance": ("--balance", .text, .service),
+        "slow_start": ("--slow-start", .duration, .service),
+        "max_conns": ("--max-conns", .integer, .service),
+        "backend_max_conns": ("--backend-max-conns", .integer, .service),
+        "queue_timeout": ("--queue-timeout", .duration, .service),
+        "allow": ("--allow", .textList, .service),
+        "deny": ("--deny", .textList, .service),
+        "max_conns_per_source": ("--max-conns-per-source", .integer, .service),
     ]
 
     /// Reads and parses `path`, then applies `overrides` (the command line: its `--config` and
@@ -156,6 +167,25 @@ public enum ConfigFile {
         }
         guard let k = keys[key] else { throw error(path, "unknown key (see docs/config.md)") }
         if inService && k.scope == .global { throw error(path, "only allowed at the top level") }
+        if case .textList = k.kind {
+            let items = try strings(value, path: path, error)
+            // Replace, not extend: a service's list overrides the top level's.
+            switch key {
+            case "allow": state.config.admission.allow = []
+            case "deny": state.config.admission.deny = []
+            default: break
+            }
+            for (i, item) in items.enumerated() {
+                var args = ArgumentCursor([k.flag, item])
+                _ = args.next()
+                do {
+                    try CommandLineParser.apply(k.flag, &args, to: &state)
+                } catch let e {
+                    throw error(value.isArray ? "\(path)[\(i)]" : path, e.reason)
+                }
+            }
+            return
+        }
         let text: String
         switch (k.kind, value) {
         case (.integer, .number(let n)), (.size, .number(let n)), (.integerOrWord, .number(let n)):
@@ -171,6 +201,7 @@ public enum ConfigFile {
         case (.size, _): throw error(path, "expected a size like 16384 or \"16k\", got \(value.kind)")
         case (.onOff, _): throw error(path, "expected true or false, got \(value.kind)")
         case (.text, _): throw error(path, "expected a string, got \(value.kind)")
+        case (.textList, _): return  // handled above
         }
         var args = ArgumentCursor([k.flag, text])
         _ = args.next()
@@ -217,7 +248,7 @@ public enum ConfigFile {
                 case .failure(let f): throw error(itemPath, f.reason)
                 }
             case .object(let members):
-                var address: String?, weight = 1
+                var address: String?, weight = 1, maxConns = 0
                 for (key, v) in members {
                     switch (key, v) {
                     case ("address", .string(let s)):
@@ -228,14 +259,20 @@ public enum ConfigFile {
                             throw error("\(itemPath).weight", "weight must be between 1 and \(BackendSpec.maxWeight)")
                         }
                         weight = w
+                    case ("max_conns", .number(let n)):
+                        guard let m = Int(n), (0...10_000_000).contains(m) else {
+                            throw error("\(itemPath).max_conns", "must be between 0 and 10000000")
+                        }
+                        maxConns = m
+                    case ("max_conns", _): throw error("\(itemPath).max_conns", "expected a whole number, got \(v.kind)")
                     case ("address", _): throw error("\(itemPath).address", "expected a string, got \(v.kind)")
                     case ("weight", _): throw error("\(itemPath).weight", "expected a whole number, got \(v.kind)")
-                    default: throw error("\(itemPath).\(key)", "unknown key (a backend has address and weight)")
+                    default: throw error("\(itemPath).\(key)", "unknown key (a backend has address, weight and max_conns)")
                     }
                 }
                 guard let address else { throw error(itemPath, "missing \"address\"") }
                 switch ValueParsers.backends(address) {
-                case .success(let specs): out += specs.map { BackendSpec(address: $0.address, weight: weight) }
+                case .success(let specs): out += specs.map { BackendSpec(address: $0.address, weight: weight, maxConnections: maxConns) }
                 case .failure(let f): throw error("\(itemPath).address", f.reason)
                 }
             default:

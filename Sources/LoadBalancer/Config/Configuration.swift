@@ -3,10 +3,13 @@ public struct BackendSpec: Sendable, Hashable, CustomStringConvertible {
     public static let maxWeight = 1000
     public var address: SocketAddress
     public var weight: Int
+    /// Active pairs this backend may hold; 0: the service's `--backend-max-conns`.
+    public var maxConnections: Int
 
-    public init(address: SocketAddress, weight: Int = 1) {
+    public init(address: SocketAddress, weight: Int = 1, maxConnections: Int = 0) {
         self.address = address
         self.weight = weight
+        self.maxConnections = maxConnections
     }
 
     public var description: String { weight == 1 ? address.description : "\(address)@\(weight)" }
@@ -100,6 +103,10 @@ public struct Configuration: Sendable, Equatable {
     public var takeoverSocket: String?
     /// The config file these settings came from (`--config`), read again on reload; nil for flags only.
     public var configFile: String?
+    /// `--balance`, `--slow-start`, `--backend-max-conns`.
+    public var balancing = BalancingSettings()
+    /// `--max-conns`, `--queue-timeout`, `--allow`, `--deny`, `--max-conns-per-source`.
+    public var admission = AdmissionSettings()
     /// One line per closed pair (`--access-log`); nil: off, and workers keep no records.
     public var accessLog: AccessLogSettings?
     /// The admin HTTP server's address (`--admin`); nil: off. Served by the `lb` executable (the

@@ -34,6 +34,11 @@ public indirect enum JSONValue: Equatable, Sendable {
         }
     }
 
+    public var isArray: Bool {
+        if case .array = self { return true }
+        return false
+    }
+
     /// Parses `text`; a failure names the line and column and what was expected there.
     public static func parse(_ text: String) -> Result<JSONValue, ParseFailure> {
         var parser = JSONParser(Array(text.utf8))

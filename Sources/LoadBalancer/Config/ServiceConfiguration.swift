@@ -18,6 +18,10 @@ public struct ServiceSettings: Sendable, Equatable {
     public var panicThreshold: Int?
     /// Whether an idle timeout starts a health check (see `Configuration.checkOnIdle`).
     public var checkOnIdle: Bool
+    /// `balance`, `slow_start`, `backend_max_conns`.
+    public var balancing: BalancingSettings
+    /// `max_conns`, `queue_timeout`, `allow`, `deny`, `max_conns_per_source`.
+    public var admission: AdmissionSettings
 
     /// The top-level settings of `config`.
     public init(_ config: Configuration) {
@@ -31,6 +35,8 @@ public struct ServiceSettings: Sendable, Equatable {
         health = config.health
         panicThreshold = config.panicThreshold
         checkOnIdle = config.checkOnIdle
+        balancing = config.balancing
+        admission = config.admission
     }
 }
 

@@ -2,7 +2,9 @@ import Glibc
 
 extension Worker {
     mutating func registerListeners() throws(SystemError) {
-        try Self.register(listeners, with: epoll)
+        for (i, l) in listeners.enumerated() where l.fd >= 0 && !services[Int(l.service)].pausedAtLimit {
+            try epoll.add(l.fd, events: EpollEvents.input, data: EventTag.make(EventTag.listener, index: Int32(i), generation: 0))
+        }
         listenersRegistered = true
     }
 
@@ -58,6 +60,44 @@ extension Worker {
         }
     }
 
+    /// A service reached its `--max-conns`: only its listeners stop being polled (other services go on),
+    /// and its clients wait in the kernel's backlog. Resumed as soon as one of its pairs closes here, or
+    /// within 10 ms for a place freed on another worker.
+    mutating func pauseAtLimit(_ service: Int) {
+        guard !services[service].pausedAtLimit else { return }
+        services[service].pausedAtLimit = true
+        limitPausedServices += 1
+        if listenersRegistered {
+            for l in listeners where l.fd >= 0 && Int(l.service) == service { epoll.remove(l.fd) }
+        }
+        limitCheckAt = now &+ 10_000_000
+        shared.bump(.acceptPauses)
+        if lastPauseLog == 0 || now - lastPauseLog > 10_000_000_000 {
+            lastPauseLog = now
+            let s = services[service].service
+            log.log("worker \(shared.index): service \(s.name): max-conns (\(services[service].admission.maxConns)) reached; "
+                + "clients wait in the listen backlog")
+        }
+    }
+
+    /// Polls again the listeners of services paused at their limit that have room now.
+    mutating func resumeServicesWithRoom() {
+        limitCheckAt = now &+ 10_000_000
+        for i in 0..<serviceCount where services[i].pausedAtLimit {
+            guard services[i].admission.hasRoom else { continue }
+            services[i].pausedAtLimit = false
+            limitPausedServices -= 1
+            guard listenersRegistered else { continue }  // a worker-wide pause registers them on resuming
+            for (k, l) in listeners.enumerated() where l.fd >= 0 && Int(l.service) == i {
+                do {
+                    try epoll.add(l.fd, events: EpollEvents.input, data: EventTag.make(EventTag.listener, index: Int32(k), generation: 0))
+                } catch {
+                    log.log("worker \(shared.index): cannot watch a listener again: \(error)")
+                }
+            }
+        }
+    }
+
     mutating func closeListeners() {
         for l in listeners where l.fd >= 0 {
             // Removed first: closing does not end the registration while another process holds the
@@ -83,14 +123,23 @@ extension Worker {
         // print as "-").
         let position = Int(listeners[listener].id) - 1
         guard lfd >= 0 else { return }
-        // The client's address is asked for only when the access log will print it.
+        let admission = services[Int(service)].admission
+        // The client's address is asked for only when something uses it: the access log, a hashing
+        // algorithm (its key) or an address rule. accept4 fills it in place: no allocation.
         var peer = SocketAddress()
-        let wantsPeer = peers != nil
+        let wantsPeer = peers != nil || services[Int(service)].pool.balancing.algorithm.hashesSource || admission.checksAddress
         for _ in 0..<Self.acceptsPerEvent {
+            // The place is taken before the accept, so the limit holds across workers and a client
+            // past it stays in the backlog instead of being accepted and closed.
+            guard admission.reserve() else {
+                pauseAtLimit(Int(service))
+                return
+            }
             let result: IOResult
             do {
                 result = wantsPeer ? try Sys.accept(lfd, peer: &peer) : try Sys.accept(lfd, peer: nil)
             } catch {
+                admission.release()
                 switch error.errno {
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
                     pauseListeners(.error(error.errno))
@@ -102,9 +151,15 @@ extension Worker {
                     return
                 }
             }
-            guard case .done(let raw) = result else { return }
+            guard case .done(let raw) = result else {
+                admission.release()
+                return
+            }
             let fd = Int32(raw)
-            startPair(clientFD: fd, service: service, listener: position, peer: peer)
+            let key = wantsPeer ? StableHash.sourceKey(peer) : 0
+            if admission.checksAddress && !admitClient(fd: fd, peer: peer, key: key, admission: admission) { continue }
+            startPair(clientFD: fd, service: service, listener: position, peer: peer, sourceKey: key,
+                      sourceCounted: admission.settings.maxConnsPerSource > 0)
             if Int(fd) >= settings.fdLimit - settings.fdReserve {
                 pauseListeners(.reserveReached(fd: fd))
                 return
@@ -112,12 +167,16 @@ extension Worker {
         }
     }
 
-    private mutating func startPair(clientFD fd: Int32, service: UInt16, listener: Int, peer: SocketAddress) {
+    private mutating func startPair(
+        clientFD fd: Int32, service: UInt16, listener: Int, peer: SocketAddress, sourceKey: UInt64, sourceCounted: Bool
+    ) {
         let index = allocatePair()
         let p = pairs + Int(index)
         p.pointee.clientFD = fd
         p.pointee.service = service
         p.pointee.lastActivity = now
+        p.pointee.sourceKey = sourceKey
+        p.pointee.sourceCounted = sourceCounted
         p.pointee.acceptedAt = now
         p.pointee.listener = UInt16(truncatingIfNeeded: listener)
         peers?[Int(index)] = peer
@@ -126,6 +185,9 @@ extension Worker {
         } catch {
             Sys.close(fd)
             p.pointee.clientFD = -1
+            let admission = services[Int(service)].admission
+            admission.release()
+            if sourceCounted { admission.releaseSource(sourceKey) }
             freePair(p)
             return
         }

@@ -8,10 +8,7 @@ extension Worker {
         for (index, runSettings) in change.changed where index < serviceCount {
             services[index].settings = runSettings
             services[index].walk.apply(runSettings)
-            if services[index].view.panicThreshold != runSettings.panicThreshold {
-                services[index].view.panicThreshold = runSettings.panicThreshold
-                services[index].view.rebuild(from: services[index].pool)
-            }
+            services[index].view.panicThreshold = runSettings.panicThreshold
         }
         for id in change.closeListeners {
             guard let i = listeners.firstIndex(where: { $0.id == id && $0.fd >= 0 }) else { continue }
@@ -32,7 +29,8 @@ extension Worker {
             let slot = listeners.firstIndex(where: { $0.fd < 0 }) ?? listeners.count
             if slot == listeners.count { listeners.append(l) } else { listeners[slot] = l }
             l = listeners[slot]
-            guard listenersRegistered else { continue }  // a paused worker registers it on resuming
+            // A paused worker, or a service paused at its limit, registers it on resuming.
+            guard listenersRegistered && !services[Int(l.service)].pausedAtLimit else { continue }
             do {
                 try epoll.add(l.fd, events: EpollEvents.input, data: EventTag.make(EventTag.listener, index: Int32(slot), generation: 0))
             } catch {
@@ -53,7 +51,6 @@ extension Worker {
             serviceCapacity *= 2
         }
         (services + serviceCount).initialize(to: WorkerService(service: service, settings: runSettings, workerIndex: shared.index, now: now))
-        services[serviceCount].view.rebuild(from: service.pool)
         serviceCount += 1
     }
 

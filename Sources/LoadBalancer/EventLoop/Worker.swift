@@ -31,6 +31,11 @@ struct Worker: ~Copyable {
     var spareFD: Int32 = -1
     var resumeListenersAt: UInt64 = 0
     var lastPauseLog: UInt64 = 0
+    /// Services whose listeners are paused at their `--max-conns`, and when to look for room again.
+    var limitPausedServices = 0
+    var limitCheckAt: UInt64 = 0
+    /// Pairs waiting in the services' queues on this worker.
+    var queuedPairs = 0
 
     var pairs: UnsafeMutablePointer<ConnectionPair>
     /// Client addresses by pair slot, kept only while the access log is on (nil otherwise, so a pair
@@ -106,7 +111,6 @@ struct Worker: ~Copyable {
     // MARK: the loop
 
     mutating func run() {
-        for i in 0..<serviceCount { services[i].view.rebuild(from: services[i].pool) }
         while running {
             // `now` is from just after the last wait: the batch since took microseconds, and a timer
             // woken a little late is still never early. One clock read per iteration, not two.
@@ -125,6 +129,8 @@ struct Worker: ~Copyable {
             }
             expireTimers()
             if nextRetireDeadline != 0 && now >= nextRetireDeadline { closeRetiredPairs() }
+            if queuedPairs > 0 { serveQueues() }
+            if limitPausedServices > 0 && now >= limitCheckAt { resumeServicesWithRoom() }
             runProbeSchedule()
             publishGauges()
             if !listenersRegistered && !draining && resumeListenersAt != 0 && now >= resumeListenersAt {
@@ -155,6 +161,9 @@ struct Worker: ~Copyable {
         }
         if nextRetireDeadline != 0 { timeout = Self.earlier(timeout, milliseconds(until: nextRetireDeadline)) }
         if resumeListenersAt != 0 { timeout = Self.earlier(timeout, milliseconds(until: resumeListenersAt)) }
+        // Another worker's pair may free a backend place: look again soon while pairs wait.
+        if queuedPairs > 0 { timeout = Self.earlier(timeout, Self.queuePollMs) }
+        if limitPausedServices > 0 { timeout = Self.earlier(timeout, milliseconds(until: limitCheckAt)) }
         if draining { timeout = Self.earlier(timeout, milliseconds(until: drainDeadline)) }
         return timeout
     }
@@ -216,6 +225,10 @@ struct Worker: ~Copyable {
         while let id = timers.popExpired(now: now) {
             let p = pairs + Int(id)
             guard p.pointee.inUse else { continue }
+            if p.pointee.queued {
+                queueTimedOut(p)
+                continue
+            }
             let actions = p.pointee.lifecycle.timerFired(
                 now: now, lastActivity: p.pointee.lastActivity, clientWaiting: p.pointee.clientWaiting,
                 settings: pairSettings(p))

@@ -1,12 +1,20 @@
-/// One service as one worker serves it: the shared service (pool, counters), its settings in loop
-/// units, the worker's round-robin view of its pool and its share of the health checks. Lives in the
+/// One service as one worker serves it: the shared service (pool, counters, admission), its settings
+/// in loop units, the worker's handle on its pool's balancing, its share of the health checks, and its
+/// queue of pairs waiting for a backend place. Lives in the
 /// worker's service table at the service's index; owned by the worker thread.
 struct WorkerService: ~Copyable {
     let service: Service
     let pool: BackendPool
+    let admission: Admission
     var settings: ServiceRunSettings
-    var view: RoundRobinView
+    var view: Balancer
     var walk: ProbeWalk
+    /// Pairs waiting for a backend place (slot index | generation << 32), oldest first from
+    /// `queueHead`: this service's FIFO on this worker (HAProxy's per-backend queue).
+    var queue: [UInt64] = []
+    var queueHead = 0
+    /// Accepting on this service's listeners paused at `--max-conns` (resumed when a place frees).
+    var pausedAtLimit = false
     /// Pairs of this service open on this worker.
     var activePairs = 0
     /// Removed by a reload: its listeners are closed, its walk stops, and its pairs still open at
@@ -16,8 +24,9 @@ struct WorkerService: ~Copyable {
 
     init(service: Service, settings: ServiceRunSettings, workerIndex: Int, now: UInt64) {
         self.service = service
-        view = RoundRobinView(panicThreshold: settings.panicThreshold)
+        view = Balancer(pool: service.pool, seed: UInt64(workerIndex) &+ 1, panicThreshold: settings.panicThreshold)
         pool = service.pool
+        admission = service.admission
         self.settings = settings
         walk = ProbeWalk(settings: settings, workerIndex: workerIndex, backendCapacity: service.pool.table.capacity, now: now)
     }

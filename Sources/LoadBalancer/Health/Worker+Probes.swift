@@ -15,7 +15,7 @@ extension Worker {
             if svc.pointee.walk.nextStepAt < now { svc.pointee.walk.nextStepAt = now }
             return
         }
-        _ = svc.pointee.view.refresh(from: pool)
+        svc.pointee.view.refresh()
         let members = svc.pointee.view.members
         if prober.workerIndex >= members.count {
             // No share here (fewer backends than workers): look again an interval later, not every tick.

@@ -24,6 +24,8 @@ public enum CloseReason: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case drain
     /// lb itself ran short (fds, local ports, memory).
     case limit
+    /// Every backend was at its connection limit for the whole queue timeout.
+    case queueTimeout
 
     /// `client_closed`, `backend_reset`, ...: a word to grep for.
     public var name: String {
@@ -39,12 +41,13 @@ public enum CloseReason: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .noBackend: "no_backend"
         case .drain: "drain"
         case .limit: "limit"
+        case .queueTimeout: "queue_timeout"
         }
     }
 
     /// HAProxy-style: the first letter says who ended the pair (C client, S server/backend, L lb
     /// itself, K killed by shutdown, R resources), the second in what way (- clean close, R reset,
-    /// I idle timeout, F FIN timeout, C connect, N no backend, D drain).
+    /// I idle timeout, F FIN timeout, C connect, N no backend, D drain, Q queue timeout).
     public var code: String {
         switch self {
         case .none: "--"
@@ -58,6 +61,7 @@ public enum CloseReason: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .noBackend: "LN"
         case .drain: "KD"
         case .limit: "RC"
+        case .queueTimeout: "LQ"
         }
     }
 

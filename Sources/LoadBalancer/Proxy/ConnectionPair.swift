@@ -39,7 +39,15 @@ struct ConnectionPair {
     var backend: BackendID = -1
     /// The pair's service: its index in the worker's service table (settings, pool, counters).
     var service: UInt16 = 0
+    /// The backend the last connect attempt went to: a retry avoids it.
+    var lastBackend: BackendID = -1
+    /// The client's address hashed (`StableHash.sourceKey`): the key of the hashing algorithms.
+    var sourceKey: UInt64 = 0
     var inUse = false
+    /// Waiting in the worker's queue for a backend place.
+    var queued = false
+    /// Counted in the admission's per-source counts.
+    var sourceCounted = false
     /// The last bytes moved went client to backend: the client is waiting for an answer.
     var clientWaiting = false
     var lifecycle = PairLifecycle()

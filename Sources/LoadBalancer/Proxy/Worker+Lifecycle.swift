@@ -42,18 +42,41 @@ extension Worker {
         return true
     }
 
-    /// Picks a backend and starts a non-blocking connect to it.
+    /// Picks a backend and starts a non-blocking connect to it; when every backend is at its limit,
+    /// the pair queues (and a newcomer queues behind pairs already waiting).
     private mutating func connectNext(_ p: UnsafeMutablePointer<ConnectionPair>) -> Bool {
         let s = service(p)
-        let pool = s.pointee.pool
-        // Refreshed at the pick, not before: a pool change made while this loop slept is seen before
-        // any pick it could affect (one relaxed load when nothing changed).
-        _ = s.pointee.view.refresh(from: pool)
-        guard let id = s.pointee.view.pick(from: pool) else {
-            return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: pairSettings(p)))
+        if s.pointee.queueHead < s.pointee.queue.count { return enqueue(p) }
+        switch pickAndCount(p) {
+        case .backend(let id): return connect(p, to: id)
+        case .full: return enqueue(p)
+        case .none: return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: pairSettings(p)))
         }
-        let address = pool.table.addresses[Int(id)]
+    }
+
+    /// A pick, counted on its backend. A backend whose last place another worker took since the pick
+    /// is avoided and the pick made once more.
+    mutating func pickAndCount(_ p: UnsafeMutablePointer<ConnectionPair>) -> PickResult {
+        let s = service(p)
+        // Refreshed at the pick, not per loop: a pool change made while this loop slept is seen before
+        // any pick it could affect (one relaxed load when nothing changed), and idle services cost nothing.
+        s.pointee.view.refresh()
+        var avoid = p.pointee.lastBackend
+        for _ in 0..<2 {
+            let result = s.pointee.view.pick(key: p.pointee.sourceKey, avoid: avoid, now: now)
+            guard case .backend(let id) = result else { return result }
+            if s.pointee.view.connectionStarted(id) { return result }
+            avoid = id
+        }
+        return .full
+    }
+
+    /// Starts a non-blocking connect to `id`, already counted by `connectionStarted`.
+    mutating func connect(_ p: UnsafeMutablePointer<ConnectionPair>, to id: BackendID) -> Bool {
+        let s = service(p)
+        let address = s.pointee.pool.table.addresses[Int(id)]
         guard let fd = backendSocket(family: address.family) else {
+            s.pointee.view.connectionEnded(id)
             // Our own failure (fd exhaustion even after the spare), not the backend's: do not mark it.
             return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: pairSettings(p), reason: .limit))
         }
@@ -63,8 +86,6 @@ extension Worker {
         p.pointee.backendFD = fd
         p.pointee.backend = id
         shared.bump(.connectAttempts)
-        pool.table.activeConnections[Int(id)].add(1, ordering: .relaxed)
-        pool.table.totalConnections[Int(id)].add(1, ordering: .relaxed)
         let result: Sys.ConnectResult
         do {
             result = try Sys.connect(fd, to: address)
@@ -108,8 +129,10 @@ extension Worker {
         if reset { _ = try? Sys.setLingerReset(fd) }
         Sys.close(fd)
         let id = Int(p.pointee.backend)
-        let pool = service(p).pointee.pool
-        pool.table.activeConnections[id].subtract(1, ordering: .relaxed)
+        let s = service(p)
+        let pool = s.pointee.pool
+        s.pointee.view.connectionEnded(p.pointee.backend)
+        p.pointee.lastBackend = p.pointee.backend
         if p.pointee.bytesUp > 0 { pool.table.bytesToBackend[id].add(p.pointee.bytesUp, ordering: .relaxed) }
         if p.pointee.bytesDown > 0 { pool.table.bytesFromBackend[id].add(p.pointee.bytesDown, ordering: .relaxed) }
         p.pointee.backendFD = -1
@@ -130,6 +153,7 @@ extension Worker {
         detachBackend(p, reset: reset)
         release(&p.pointee.up)
         release(&p.pointee.down)
+        releaseAdmission(p)
         activePairs -= 1
         shared.bump(.activePairs, by: -1)
         let s = service(p)

@@ -50,8 +50,9 @@ extension LoadBalancer {
             }
             var added: [RunningService] = []
             for sc in change.addedServices {
-                let pool = BackendPool(withoutLoops(sc.backends, service: sc.name), headroom: Self.headroom(for: sc, in: new))
-                let service = Service(name: sc.name, index: serviceNames.count, pool: pool, workerCount: workerCount)
+                let pool = BackendPool(withoutLoops(sc.backends, service: sc.name), headroom: Self.headroom(for: sc, in: new), balancing: sc.settings.balancing)
+                let admission = Admission(sc.settings.admission, fdLimit: workerSettings.fdLimit, fdReserve: workerSettings.fdReserve)
+                let service = Service(name: sc.name, index: serviceNames.count, pool: pool, admission: admission, workerCount: workerCount)
                 serviceNames.append(sc.name)
                 var listeners: [RunningListener] = []
                 for address in sc.listen { listeners.append(try open(address, backlog: sc.settings.backlog, service: service.index)) }

@@ -29,16 +29,19 @@ public final class Service: Sendable {
     public let name: String
     let index: Int
     public let pool: BackendPool
+    /// `--max-conns`, allow/deny and the per-source counts, shared by the workers.
+    let admission: Admission
     private let workerCount: Int
     /// workerCount × ServiceCounter cells; each worker writes only its own row.
     /// nonisolated(unsafe): the pointer never changes after init, and every access to what it points
     /// at is atomic.
     nonisolated(unsafe) private let cells: UnsafeMutablePointer<Atomic<Int>>
 
-    init(name: String, index: Int, pool: BackendPool, workerCount: Int) {
+    init(name: String, index: Int, pool: BackendPool, admission: Admission, workerCount: Int) {
         self.name = name
         self.index = index
         self.pool = pool
+        self.admission = admission
         self.workerCount = workerCount
         let n = workerCount * ServiceCounter.allCases.count
         cells = .allocate(capacity: n)

@@ -1,7 +1,8 @@
 import Synchronization
 
 /// What a worker counts: the one list the snapshot, the sums and (later) `/metrics` all come from.
-/// The last two are gauges (pooled buffers and pipes holding bytes in flight right now).
+/// `buffersInUse` and `pipesInUse` are gauges (pooled buffers and pipes holding bytes in flight right
+/// now); so is `queueLength`.
 public enum WorkerCounter: Int, CaseIterable, Sendable {
     case accepted, activePairs, closedPairs, badGateways, connectFailures, bytesUp, bytesDown
     case acceptPauses, probesStarted, probesFailed
@@ -12,6 +13,12 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     case connectAttempts, retries
     /// Access-log records dropped because the logger had not caught up (never the traffic).
     case accessLogDropped
+    /// Clients closed with a reset at accept: an allow/deny rule or `--max-conns-per-source`.
+    case refused
+    /// Pairs that waited for a backend place, and those whose wait ran out (`--queue-timeout`).
+    case queued, queueTimeouts
+    /// Pairs waiting right now.
+    case queueLength
 }
 
 /// A snapshot of counters (one worker's, or the sum over workers): `counters[.accepted]`.

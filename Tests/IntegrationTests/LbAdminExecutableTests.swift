@@ -17,10 +17,10 @@ import Testing
         let lb = try Subprocess(try path(), ["--demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--access-log", log])
         try #require(eventually { lb.stderr.contains("lb: admin API and dashboard on http://127.0.0.1:") }, "\(lb.stderr)")
         let text = lb.stderr
-        let url = text.split(separator: "\n").first { $0.hasPrefix("lb: admin API and dashboard on ") }!
+        let url = text.split(separator: "\n").first { $0.contains("lb: admin API and dashboard on ") }!
         let adminPort = try #require(UInt16(url.split(separator: ":").last!.dropLast()))
-        let listenLine = text.split(separator: "\n").first { $0.hasPrefix("lb: listening on ") }!
-        let port = try #require(UInt16(listenLine.dropFirst("lb: listening on 127.0.0.1:".count).prefix { $0 != " " }))
+        let listenLine = text.split(separator: "\n").first { $0.contains("lb: listening on ") }!
+        let port = try #require(UInt16(listenLine.split(separator: "lb: listening on 127.0.0.1:", maxSplits: 1)[1].prefix { $0 != " " }))
         let address = SocketAddress(host: "127.0.0.1", port: port)!
         let admin = SocketAddress(host: "127.0.0.1", port: adminPort)!
 

@@ -158,8 +158,9 @@ import Testing
 extension ConfigFileExecutableTests {
     /// The listeners of a start-up line `lb: listening on 127.0.0.1:X (web), 127.0.0.1:Y (api) with ...`.
     static func listeners(in stderr: String) -> [(address: SocketAddress, name: String)]? {
-        guard let line = stderr.split(separator: "\n").first(where: { $0.hasPrefix("lb: listening on ") }),
-              let list = line.dropFirst("lb: listening on ".count).split(separator: " with ").first else { return nil }
+        guard let stamped = stderr.split(separator: "\n").first(where: { $0.contains("lb: listening on ") }),
+              let line = stamped.split(separator: "lb: listening on ", maxSplits: 1).last,
+              let list = line.split(separator: " with ").first else { return nil }
         var out: [(SocketAddress, String)] = []
         for item in list.split(separator: ", ") {
             let parts = item.split(separator: " ")
@@ -219,8 +220,9 @@ extension ConfigFileExecutableTests {
 extension ConfigFileExecutableTests {
     /// The first address of the start-up line.
     static func firstListener(_ stderr: String) -> SocketAddress? {
-        guard let line = stderr.split(separator: "\n").first(where: { $0.hasPrefix("lb: listening on ") }) else { return nil }
-        let text = line.dropFirst("lb: listening on ".count).prefix { $0 != " " && $0 != "," }
+        guard let stamped = stderr.split(separator: "\n").first(where: { $0.contains("lb: listening on ") }),
+              let line = stamped.split(separator: "lb: listening on ", maxSplits: 1).last else { return nil }
+        let text = line.prefix { $0 != " " && $0 != "," }
         return try? ValueParsers.listenAddress(String(text)).get()
     }
 }

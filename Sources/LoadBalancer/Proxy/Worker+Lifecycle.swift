@@ -59,6 +59,7 @@ extension Worker {
         pool.table.totalConnections[Int(id)].add(1, ordering: .relaxed)
         let result: Sys.ConnectResult
         do {
+            try bindSource(fd, family: address.family)
             result = try Sys.connect(fd, to: address)
         } catch {
             return execute(p, p.pointee.lifecycle.connectFailed(ConnectFailure(errno: error.errno), now: now, settings: settings.pair))

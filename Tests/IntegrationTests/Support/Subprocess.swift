@@ -8,7 +8,9 @@ final class Subprocess: Sendable {
     let pid: pid_t
     private final class Output: Sendable { let bytes = Mutex<[UInt8]>([]) }
     private let output = Output()
-    private let reader: OSThread
+    /// Taken by the one join (after `waitForExit` saw the exit, or in `deinit`): a pthread joined twice is
+    /// undefined behaviour, which AddressSanitizer reports ("Joining already joined thread").
+    private let reader: Mutex<OSThread?>
 
     /// The path of a product built beside the tests, or nil.
     static func product(_ name: String) -> String? {
@@ -60,7 +62,7 @@ final class Subprocess: Sendable {
         self.pid = pid
         let readFD = fds[0]
         let sink = output
-        reader = OSThread.start {
+        reader = Mutex(OSThread.start {
             var chunk = [UInt8](repeating: 0, count: 4096)
             while true {
                 let n = chunk.withUnsafeMutableBytes { read(readFD, $0.baseAddress, 4096) }
@@ -69,7 +71,15 @@ final class Subprocess: Sendable {
                 sink.bytes.withLock { $0 += chunk[..<n] }
             }
             close(readFD)
-        }
+        })
+    }
+
+    private func joinReader() {
+        reader.withLock { t -> OSThread? in
+            let taken = t
+            t = nil
+            return taken
+        }?.join()
     }
 
     var stderr: String { output.bytes.withLock { String(decoding: $0, as: UTF8.self) } }
@@ -85,7 +95,7 @@ final class Subprocess: Sendable {
             if r == pid { exited = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F) }
             return r == pid
         }
-        if exited != nil { reader.join() }
+        if exited != nil { joinReader() }
         return exited
     }
 
@@ -107,7 +117,7 @@ final class Subprocess: Sendable {
             kill(pid, SIGKILL)
             waitpid(pid, nil, 0)
         }
-        reader.join()
+        joinReader()
     }
 }
 

@@ -37,4 +37,15 @@ import Testing
         #expect(SocketAddress(host: host, port: 80) == nil)
         guard case .failure = ValueParsers.listenAddress(host + ":80") else { Issue.record("accepted"); return }
     }
+
+    /// An empty argument was refused as ": unexpected argument", naming nothing (ci/fuzz cli); a value
+    /// with a newline made the refusal two lines.
+    @Test func refusalsNameEmptyAndControlCharacterArgumentsOnOneLine() {
+        let input = "--admin\n127.0.0.1:9090\n--admin-token-file\n/tmp/t\0\0\0\0ccess-log\n-"
+        let args = input.split(separator: "\n", omittingEmptySubsequences: false).flatMap { $0.split(separator: "\0", omittingEmptySubsequences: false) }.map(String.init)
+        guard case .failure(let e) = CommandLineParser.parse(args) else { Issue.record("accepted"); return }
+        #expect(e.description == "'': unexpected argument (see --help)")
+        guard case .failure(let v) = CommandLineParser.parse(["--listen", "a\nb"]) else { Issue.record("accepted"); return }
+        #expect(v.description == "--listen 'a\\u{a}b': expected HOST:PORT")
+    }
 }

@@ -18,8 +18,9 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(Set(config.backends.map(\.address)).count == config.backends.count, "duplicate backend")
     case .success: break
     case .failure(let error):
-        precondition(!error.flag.isEmpty && !error.reason.isEmpty, "error names no flag or no reason")
-        precondition(!error.description.contains("\n"), "error is not one line")
+        precondition(!error.reason.isEmpty, "error gives no reason")
+        precondition(!error.description.unicodeScalars.contains { $0.value < 0x20 }, "error is not one printable line")
+        precondition(!error.description.hasPrefix(":"), "error names nothing")
     }
     return 0
 }

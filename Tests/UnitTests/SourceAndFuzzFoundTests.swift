@@ -47,5 +47,8 @@ import Testing
         #expect(e.description == "'': unexpected argument (see --help)")
         guard case .failure(let v) = CommandLineParser.parse(["--listen", "a\nb"]) else { Issue.record("accepted"); return }
         #expect(v.description == "--listen 'a\\u{a}b': expected HOST:PORT")
+        // The reason quotes the port as given (ci/fuzz cli): escaped as well.
+        guard case .failure(let p) = CommandLineParser.parse(["--listen", "127.0.0.1:8080\u{1a}x"]) else { Issue.record("accepted"); return }
+        #expect(p.description == "--listen '127.0.0.1:8080\\u{1a}x': bad port '8080\\u{1a}x'")
     }
 }

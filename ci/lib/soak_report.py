@@ -37,6 +37,7 @@ def p99(name):
         if b: prev = b
     return pts
 
+SVGS = []
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
 def chart(title, unit, lines, w=720, h=180):
     pts = [(t, v) for _, p in lines for t, v in p if v is not None]
@@ -53,7 +54,7 @@ def chart(title, unit, lines, w=720, h=180):
     for i in range(5):
         v = vmin + (vmax - vmin) * i / 4
         svg.append(f'<line x1="{L}" x2="{w-R}" y1="{Y(v):.1f}" y2="{Y(v):.1f}" stroke="#eee"/>'
-                   f'<text x="{L-4}" y="{Y(v)+4:.1f}" text-anchor="end">{v:.4g}</text>')
+                   f'<text x="{L-4}" y="{Y(v)+4:.1f}" text-anchor="end">{(f"{v:,.0f}" if vmax >= 100 else f"{v:.3g}")}</text>')
     for i in range(6):
         t = t0 + (t1 - t0) * i / 5
         svg.append(f'<text x="{X(t):.1f}" y="{h-8}" text-anchor="middle">{t:.0f}s</text>')
@@ -62,6 +63,7 @@ def chart(title, unit, lines, w=720, h=180):
         svg.append(f'<polyline fill="none" stroke="{COLORS[i % 4]}" stroke-width="1.5" points="{path}"/>'
                    f'<text x="{L+8+i*150}" y="{T+14}" fill="{COLORS[i % 4]}">{html.escape(label)}</text>')
     svg.append("</svg>")
+    SVGS.append("".join(svg))
     return f"<h3>{html.escape(title)} <small>({html.escape(unit)})</small></h3>" + "".join(svg)
 
 def stats(p):
@@ -91,3 +93,8 @@ page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(
 <table>{rows}</table><ul>{"".join(f"<li>{html.escape(x)}</li>" for x in figures)}</ul>{"".join(charts)}</body></html>"""
 open(out_path, "w").write(page)
 for x in figures: print(x)
+
+# Each chart also as a standalone SVG beside the report (docs/reliability.md shows one).
+import os
+for i, svg in enumerate(SVGS):
+    open(os.path.join(os.path.dirname(out_path) or ".", f"chart-{i}.svg"), "w").write(svg)

@@ -103,6 +103,12 @@ int lb_set_reuseaddr(int fd) { return set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 
 int lb_set_reuseport(int fd) { return set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1); }
 int lb_set_v6only(int fd) { return set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1); }
 
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+// At IPPROTO_IP level for IPv6 sockets too: the flag lives in the inet socket both families share.
+int lb_set_bind_address_no_port(int fd) { return set_int_opt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1); }
+
 int lb_set_linger_reset(int fd) {
     struct linger l = {.l_onoff = 1, .l_linger = 0};
     return setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));

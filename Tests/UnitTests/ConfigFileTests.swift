@@ -92,7 +92,7 @@ import Testing
         (#"{"services": [{"name": "a", "listen": [":1"], "backends": [{"address": "127.0.0.1:9", "weight": 0}]}]}"#,
          "lb.json: services[0].backends[0].weight: weight must be between 1 and 1000"),
         (#"{"services": [{"name": "a", "listen": [":1"], "backends": [{"adress": "127.0.0.1:9"}]}]}"#,
-         "lb.json: services[0].backends[0].adress: unknown key (a backend has address and weight)"),
+         "lb.json: services[0].backends[0].adress: unknown key (a backend has address, weight and max_conns)"),
         (#"{"services": [{"name": "a", "listen": [":1"], "backends": [7]}]}"#,
          "lb.json: services[0].backends[0]: expected a string or an object, got a number"),
         (#"{"backends": ["127.0.0.1:9", "127.0.0.1:9"]}"#, "lb.json: backends[1]: backend 127.0.0.1:9 listed twice"),

@@ -60,6 +60,9 @@ int lb_set_reuseport(int fd);
 int lb_set_v6only(int fd);
 // SO_LINGER {1, 0}: close sends RST and leaves no TIME_WAIT (probes, aborted pairs).
 int lb_set_linger_reset(int fd);
+// IP_BIND_ADDRESS_NO_PORT (Linux 4.2): a bind to a source address leaves the port to connect(), which
+// picks it per destination, so one source address serves ~28k connections to each backend, not in all.
+int lb_set_bind_address_no_port(int fd);
 // Returns the pending socket error (0 for none) or -1 with errno set.
 int lb_socket_error(int fd);
 int lb_shutdown_write(int fd);

@@ -53,6 +53,8 @@ public enum CommandLineParser {
       --fin-timeout DUR       close a half-closed pair whose other side stays open (default 30s)
       --drain-timeout DUR     on SIGTERM/SIGINT, how long open pairs may finish (default 10s)
       --retries N             other backends tried after a failed connect (default 3)
+      --source ADDR[-ADDR]    bind backend connections to these local addresses, in turn
+                              (an IPv4 range or one address; repeatable): more ports per backend
       --on-no-backend MODE    http502 (send 502 Bad Gateway) or close (default http502)
       --buffer-size BYTES     largest buffer per direction of a pair (default 16k)
       --splice on|off         zero-copy forwarding for bulk streams (default on)
@@ -207,6 +209,14 @@ public enum CommandLineParser {
             state.config.drainTimeout = try args.duration(for: flag)
         case "--retries":
             state.config.retries = try args.integer(for: flag, in: 0...100)
+        case "--source":
+            state.config.sources += try args.value(for: flag, ValueParsers.sourceAddresses)
+            guard state.config.sources.count <= ValueParsers.maxSourceAddresses else {
+                throw ConfigError(flag: flag, value: nil, reason: "at most \(ValueParsers.maxSourceAddresses) source addresses")
+            }
+            guard Set(state.config.sources).count == state.config.sources.count else {
+                throw ConfigError(flag: flag, value: nil, reason: "an address is listed twice")
+            }
         case "--on-no-backend":
             state.config.onNoBackend = try args.value(for: flag, else: "expected http502 or close", NoBackendAction.init(rawValue:))
         case "--buffer-size":

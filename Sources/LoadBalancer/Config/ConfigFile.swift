@@ -62,6 +62,7 @@ public enum ConfigFile {
         "max_conns": ("--max-conns", .integer, .service),
         "backend_max_conns": ("--backend-max-conns", .integer, .service),
         "queue_timeout": ("--queue-timeout", .duration, .service),
+        "source": ("--source", .textList, .global),
         "allow": ("--allow", .textList, .service),
         "deny": ("--deny", .textList, .service),
         "max_conns_per_source": ("--max-conns-per-source", .integer, .service),
@@ -173,6 +174,7 @@ public enum ConfigFile {
             switch key {
             case "allow": state.config.admission.allow = []
             case "deny": state.config.admission.deny = []
+            case "source": state.config.sources = []
             default: break
             }
             for (i, item) in items.enumerated() {

@@ -92,6 +92,11 @@ public struct Configuration: Sendable, Equatable {
     /// backend (counted like any probe) instead of being taken as a failure: one-way protocols, long
     /// polls and idle sessions go quiet by design. false: idle timeouts say nothing about health.
     public var checkOnIdle = true
+    /// Local addresses backend connections are bound to before connecting (`--source`), taken in turn
+    /// for each backend of the same family, with IP_BIND_ADDRESS_NO_PORT so the kernel still picks the
+    /// port per destination: N addresses give N times the ephemeral ports towards one backend (HAProxy's
+    /// `source`). Empty: the kernel picks the address too.
+    public var sources: [SocketAddress] = []
     /// Log each backend state change to stderr.
     public var logBackendChanges = true
     /// The services, each with its own listeners, pool and settings (a config file's `services`).

@@ -160,6 +160,37 @@ public enum ValueParsers {
     }
 }
 
+extension ValueParsers {
+    /// Most addresses one `--source` range may hold.
+    public static let maxSourceAddresses = 256
+
+    /// Source addresses for backend connections: `ADDR` or an IPv4 range `ADDR-ADDR` (both included,
+    /// at most 256), e.g. `127.0.0.2-127.0.0.5`. IPv6: one address per value (`::1`, no brackets, no port:
+    /// the kernel picks the port at connect).
+    public static func sourceAddresses(_ text: String) -> Result<[SocketAddress], ParseFailure> {
+        let ends = text.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard ends.allSatisfy({ !$0.isEmpty }), let first = SocketAddress(host: ends[0], port: 0) else {
+            return .failure(ParseFailure("expected an address or an IPv4 range like 127.0.0.2-127.0.0.5"))
+        }
+        guard ends.count == 2 else { return .success([first]) }
+        guard let last = SocketAddress(host: ends[1], port: 0), !first.isIPv6, !last.isIPv6 else {
+            return .failure(ParseFailure("a range needs two IPv4 addresses"))
+        }
+        let lo = first.ipv4Value, hi = last.ipv4Value
+        guard lo <= hi else { return .failure(ParseFailure("address range runs backwards")) }
+        guard hi - lo < UInt32(maxSourceAddresses) else {
+            return .failure(ParseFailure("at most \(maxSourceAddresses) addresses in a range"))
+        }
+        var addresses: [SocketAddress] = []
+        for v in lo...hi {
+            let a = UInt8(truncatingIfNeeded: v >> 24), b = UInt8(truncatingIfNeeded: v >> 16)
+            let c = UInt8(truncatingIfNeeded: v >> 8), d = UInt8(truncatingIfNeeded: v)
+            addresses.append(SocketAddress(ipv4: (a, b, c, d), port: 0))
+        }
+        return .success(addresses)
+    }
+}
+
 /// Why a value was refused, without the flag (the caller knows it).
 public struct ParseFailure: Error, Equatable, Sendable {
     public let reason: String

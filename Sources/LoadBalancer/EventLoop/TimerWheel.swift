@@ -15,9 +15,12 @@ public struct TimerWheel: ~Copyable {
     private var prev: UnsafeMutablePointer<Int32>
     private var due: UnsafeMutablePointer<UInt64>   // deadline, in ticks
     private var where_: UnsafeMutablePointer<Int32> // slot index, expiredList, or notScheduled
+    // `var`, though never reassigned: with `let`, Swift 6.3.1 under -sanitize=thread emits a TSan access
+    // call on a loaded field value instead of an address for writes through these pointers in a mutating
+    // method of this ~Copyable struct ("Invalid bitcast", the compiler aborts; ci/sanitize thread).
     /// slotCount list heads, then one more for the expired list.
-    private let heads: UnsafeMutablePointer<Int32>
-    private let occupied: UnsafeMutablePointer<UInt64>  // one bit per non-empty slot
+    private var heads: UnsafeMutablePointer<Int32>
+    private var occupied: UnsafeMutablePointer<UInt64>  // one bit per non-empty slot
 
     /// The tick whose slot has been swept; everything due at or before it is in the expired list.
     private var cursor: UInt64

@@ -19,6 +19,8 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     /// must not block on a resolver, and every address here is a literal.
     public init?(host: String, port: UInt16) {
         let host = host == "localhost" ? "127.0.0.1" : host
+        // inet_pton reads a C string: "1.2.3.4\0junk" would be read as 1.2.3.4 (a JSON config can carry \u0000).
+        if host.utf8.contains(0) { return nil }
         var ok = false
         withUnsafeMutableBytes(of: &storage) { raw in
             if host.contains(":") {
@@ -37,6 +39,14 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var family: Int32 { Int32(storage.sin6_family) }
+
+    /// An IPv4 address as a host-order integer (127.0.0.1 is 0x7F000001); 0 for IPv6.
+    public var ipv4Value: UInt32 {
+        guard !isIPv6 else { return 0 }
+        return withUnsafeBytes(of: storage) { raw in
+            UInt32(bigEndian: raw.baseAddress!.assumingMemoryBound(to: sockaddr_in.self).pointee.sin_addr.s_addr)
+        }
+    }
     public var isIPv6: Bool { family == AF_INET6 }
 
     public var port: UInt16 {

@@ -150,6 +150,11 @@ public enum Sys {
         _ = try retrying("setsockopt(IPV6_V6ONLY)") { Int(lb_set_v6only(fd)) }
     }
 
+    /// IP_BIND_ADDRESS_NO_PORT: a later `bind` fixes only the address; `connect` picks the port.
+    public static func setBindAddressNoPort(_ fd: Int32) throws(SystemError) {
+        _ = try retrying("setsockopt(IP_BIND_ADDRESS_NO_PORT)") { Int(lb_set_bind_address_no_port(fd)) }
+    }
+
     public static func setLingerReset(_ fd: Int32) throws(SystemError) {
         _ = try retrying("setsockopt(SO_LINGER)") { Int(lb_set_linger_reset(fd)) }
     }

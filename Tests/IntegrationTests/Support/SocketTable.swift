@@ -48,7 +48,10 @@ struct OpenSocket: CustomStringConvertible {
         defer { closedir(dir) }
         var target = [CChar](repeating: 0, count: 256)
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            // Read the name in place up to its NUL: a dirent record is only as long as its name, so copying
+            // the whole 256-byte d_name field reads past the end of opendir's buffer (AddressSanitizer saw it).
+            let name = String(cString: UnsafeRawPointer(entry).advanced(by: MemoryLayout<dirent>.offset(of: \.d_name)!)
+                .assumingMemoryBound(to: CChar.self))
             let n = readlink("/proc/self/fd/" + name, &target, target.count - 1)
             guard n > 0 else { continue }
             let link = String(decoding: target[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)

@@ -103,6 +103,26 @@ struct ByteRing: ~Copyable {
         return k
     }
 
+    /// Keeps only the first `n` bytes (a reset drops what was never sent).
+    mutating func truncate(to n: Int) {
+        guard n < count else { return }
+        count = n
+        var left = n
+        var i = segHead
+        while i < segments.count && left > 0 {
+            if segments[i] >= left {
+                segments[i] = left
+                left = 0
+                i += 1
+                break
+            }
+            left -= segments[i]
+            i += 1
+        }
+        segments.removeSubrange(i...)
+        if n == 0 { removeAll() }
+    }
+
     mutating func removeAll() {
         head = 0
         count = 0

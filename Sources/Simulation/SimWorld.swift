@@ -353,7 +353,7 @@ public final class SimWorld {
 
     func arrive(_ s: SimSocket, epoch: Int, bytes: Int, fin: Bool) {
         guard s.epoch == epoch, let p = s.peer else { return }
-        if p.dead {
+        if p.dead || p.state == .closed {
             // Nobody there any more: the segment is answered with a reset.
             schedule(at: clock + delay(), .reset(s, epoch: s.epoch))
             return
@@ -386,7 +386,8 @@ public final class SimWorld {
         }
     }
 
-    /// An abortive close or a disconnect: a reset goes to the peer, the send queue is dropped.
+    /// An abortive close or a disconnect: a reset goes to the peer after the segments already sent
+    /// (they are on the wire), and what was never sent is dropped.
     func abort(_ s: SimSocket, notifyPeer: Bool) {
         if notifyPeer, let p = s.peer, !p.dead {
             s.sentReset = true
@@ -394,13 +395,12 @@ public final class SimWorld {
             s.lastArrival = at
             schedule(at: at, .reset(p, epoch: p.epoch))
         }
-        s.snd.removeAll()
-        s.inFlight = 0
-        s.epoch += 1
-        s.peer = nil
+        s.snd.truncate(to: s.inFlight)
+        s.finQueued = false
         s.state = .closed
         s.sendShutdown = true
         s.receiveShutdown = true
+        s.rcv.removeAll()
         if s.orphaned { s.dead = true }
     }
 

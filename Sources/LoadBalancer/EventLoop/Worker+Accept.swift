@@ -6,7 +6,7 @@ extension Worker {
         listenersRegistered = true
     }
 
-    static func register(_ listeners: [Int32], with epoll: borrowing Epoll) throws(SystemError) {
+    static func register(_ listeners: [Int32], with epoll: borrowing KernelEpoll<K>) throws(SystemError) {
         for (i, fd) in listeners.enumerated() {
             // Level-triggered: a paused listener re-added later reports the backlog it kept.
             try epoll.add(fd, events: EpollEvents.input, data: EventTag.make(EventTag.listener, index: Int32(i), generation: 0))
@@ -42,7 +42,7 @@ extension Worker {
     /// Ends a pause: first the spare fd must be had again, else the pause goes on.
     mutating func resumeListeners() {
         if spareFD < 0 {
-            guard let fd = try? Sys.eventFD() else {
+            guard let fd = try? K.eventFD() else {
                 resumeListenersAt = now + 100_000_000
                 return
             }
@@ -59,7 +59,7 @@ extension Worker {
     }
 
     mutating func closeListeners() {
-        for fd in listeners { Sys.close(fd) }
+        for fd in listeners { K.close(fd) }
         listeners.removeAll()
         listenersRegistered = false
         resumeListenersAt = 0
@@ -78,7 +78,7 @@ extension Worker {
         for _ in 0..<Self.acceptsPerEvent {
             let result: IOResult
             do {
-                result = wantsPeer ? try Sys.accept(lfd, peer: &peer) : try Sys.accept(lfd, peer: nil)
+                result = wantsPeer ? try K.accept(lfd, peer: &peer) : try K.accept(lfd, peer: nil)
             } catch {
                 switch error.errno {
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
@@ -112,7 +112,7 @@ extension Worker {
         do {
             try epoll.add(fd, events: Self.streamEvents, data: EventTag.make(EventTag.client, index: index, generation: p.pointee.generation))
         } catch {
-            Sys.close(fd)
+            K.close(fd)
             p.pointee.clientFD = -1
             freePair(p)
             return
@@ -123,10 +123,11 @@ extension Worker {
         _ = execute(p, p.pointee.lifecycle.accepted(now: now, settings: settings.pair))
     }
 
-    static let acceptsPerEvent = 64
+    static var acceptsPerEvent: Int { 64 }
 
     /// Stream sockets are registered once, edge-triggered for both directions, and never modified:
     /// backpressure is "do not read", which costs no epoll_ctl.
-    static let streamEvents: UInt32 =
+    @inline(__always) static var streamEvents: UInt32 {
         EpollEvents.input | EpollEvents.priority | EpollEvents.output | EpollEvents.readHangup | EpollEvents.edgeTriggered
+    }
 }

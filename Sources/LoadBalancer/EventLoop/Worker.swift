@@ -6,12 +6,12 @@ import Glibc
 ///
 /// Everything here is owned by the worker thread; the only shared state it touches is the backend pool
 /// (atomics), the event log (rare), and `shared` (its command queue and counters).
-struct Worker: ~Copyable {
+struct Worker<K: Kernel>: ~Copyable {
     let shared: WorkerShared
     let pool: BackendPool
     let log: EventLog
     let settings: WorkerSettings
-    let epoll: Epoll
+    let epoll: KernelEpoll<K>
     let scratch: UnsafeMutableRawPointer
 
     var listeners: [Int32]
@@ -33,7 +33,7 @@ struct Worker: ~Copyable {
     var timers: TimerWheel
     var view: RoundRobinView
     var buffers: BufferPool
-    var pipes: PipePool
+    var pipes: PipePool<K>
     var prober: Prober
 
     var now: UInt64
@@ -47,13 +47,13 @@ struct Worker: ~Copyable {
         self.log = log
         self.settings = settings
         self.listeners = listeners
-        let epoll = try Epoll(capacity: 512)
+        let epoll = try KernelEpoll<K>(capacity: 512)
         try epoll.add(shared.wakeFD, events: EpollEvents.input, data: EventTag.make(EventTag.wakeup, index: 0, generation: 0))
         try Self.register(listeners, with: epoll)
         self.epoll = epoll
         listenersRegistered = true
         scratch = .allocate(byteCount: max(settings.bufferSize, 4096), alignment: 16)
-        now = MonotonicClock.now()
+        now = K.now()
         pairCapacity = 256
         pairs = .allocate(capacity: pairCapacity)
         pairs.initialize(repeating: ConnectionPair(), count: pairCapacity)
@@ -70,14 +70,14 @@ struct Worker: ~Copyable {
             pairs[i].nextFree = freeHead
             freeHead = Int32(i)
         }
-        spareFD = (try? Sys.eventFD()) ?? -1
+        spareFD = (try? K.eventFD()) ?? -1
     }
 
     /// A worker owns its listeners and spare fd from `init` on: one that never ran (a later worker or
     /// thread failed to start) closes them here; `run()` has closed them already otherwise.
     deinit {
-        for fd in listeners { Sys.close(fd) }
-        if spareFD >= 0 { Sys.close(spareFD) }
+        for fd in listeners { K.close(fd) }
+        if spareFD >= 0 { K.close(spareFD) }
         pairs.deinitialize(count: pairCapacity)
         pairs.deallocate()
         peers?.deallocate()
@@ -88,7 +88,14 @@ struct Worker: ~Copyable {
 
     mutating func run() {
         view.rebuild(from: pool)
-        while running {
+        while running { iterate() }
+        finish()
+    }
+
+    /// One pass of the loop: wait, dispatch the batch, timers, probes. (`WorkerDriver` calls it one
+    /// pass at a time so the simulation can look at the worker between passes.)
+    @inline(__always)
+    mutating func iterate() {
             // `now` is from just after the last wait: the batch since took microseconds, and a timer
             // woken a little late is still never early. One clock read per iteration, not two.
             let timeout = nextTimeout()
@@ -97,9 +104,10 @@ struct Worker: ~Copyable {
                 n = try epoll.wait(timeoutMs: timeout)
             } catch {
                 log.log("worker \(shared.index): \(error); stopping")
-                break
+                running = false
+                return
             }
-            now = MonotonicClock.now()
+            now = K.now()
             // After the wait, not before: a pool change made while this loop slept is seen before
             // any pick it could affect.
             _ = view.refresh(from: pool)
@@ -114,7 +122,10 @@ struct Worker: ~Copyable {
                 resumeListeners()
             }
             if draining && (activePairs == 0 || now >= drainDeadline) { running = false }
-        }
+    }
+
+    /// After the last pass: close what is left and say so.
+    mutating func finish() {
         closeEverything()
         closeSpare()
         publishGauges()
@@ -167,7 +178,7 @@ struct Worker: ~Copyable {
         case EventTag.probe:
             handleProbeEvent(index: EventTag.index(tag), generation: EventTag.generation(tag), events: events)
         case EventTag.wakeup:
-            Sys.drainEventFD(shared.wakeFD)
+            K.drainEventFD(shared.wakeFD)
             for command in shared.takeCommands() { handle(command) }
         default:
             break
@@ -202,7 +213,7 @@ struct Worker: ~Copyable {
     }
 
     private mutating func closeSpare() {
-        if spareFD >= 0 { Sys.close(spareFD) }
+        if spareFD >= 0 { K.close(spareFD) }
         spareFD = -1
     }
 

@@ -15,56 +15,80 @@ enum SimAction {
 }
 
 /// A binary min-heap on (time, sequence): events at the same time run in the order they were made,
-/// so a seed always gives the same run.
+/// so a seed always gives the same run. The heap holds plain keys; actions wait in a side table, so
+/// sifting moves no references (no retain/release per swap).
 struct EventHeap {
-    struct Entry {
+    struct Key {
         var time: UInt64
         var seq: UInt64
+        var slot: Int32
+    }
+
+    struct Entry {
+        var time: UInt64
         var action: SimAction
     }
 
-    private(set) var entries: [Entry] = []
+    private var keys: [Key] = []
+    private var actions: [SimAction?] = []
+    private var freeSlots: [Int32] = []
     private var nextSeq: UInt64 = 0
 
-    var isEmpty: Bool { entries.isEmpty }
-    var count: Int { entries.count }
-    var nextTime: UInt64? { entries.first?.time }
+    var isEmpty: Bool { keys.isEmpty }
+    var count: Int { keys.count }
+    var nextTime: UInt64? { keys.first?.time }
 
     @inline(__always)
-    private static func less(_ a: Entry, _ b: Entry) -> Bool { a.time < b.time || (a.time == b.time && a.seq < b.seq) }
+    private static func less(_ a: Key, _ b: Key) -> Bool { a.time < b.time || (a.time == b.time && a.seq < b.seq) }
 
     mutating func push(_ time: UInt64, _ action: SimAction) {
-        entries.append(Entry(time: time, seq: nextSeq, action: action))
+        let slot: Int32
+        if let f = freeSlots.popLast() {
+            slot = f
+            actions[Int(f)] = action
+        } else {
+            slot = Int32(actions.count)
+            actions.append(action)
+        }
+        keys.append(Key(time: time, seq: nextSeq, slot: slot))
         nextSeq &+= 1
-        var i = entries.count - 1
+        var i = keys.count - 1
+        let k = keys[i]
         while i > 0 {
             let parent = (i - 1) / 2
-            if !Self.less(entries[i], entries[parent]) { break }
-            entries.swapAt(i, parent)
+            if !Self.less(k, keys[parent]) { break }
+            keys[i] = keys[parent]
             i = parent
         }
+        keys[i] = k
     }
 
     mutating func pop() -> Entry? {
-        guard !entries.isEmpty else { return nil }
-        let top = entries[0]
-        let last = entries.removeLast()
-        if !entries.isEmpty {
-            entries[0] = last
+        guard !keys.isEmpty else { return nil }
+        let top = keys[0]
+        let last = keys.removeLast()
+        if !keys.isEmpty {
             var i = 0
-            let n = entries.count
+            let n = keys.count
             while true {
                 let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < n && Self.less(entries[l], entries[m]) { m = l }
-                if r < n && Self.less(entries[r], entries[m]) { m = r }
-                if m == i { break }
-                entries.swapAt(i, m)
+                var m = l
+                if l >= n { break }
+                if r < n && Self.less(keys[r], keys[l]) { m = r }
+                if !Self.less(keys[m], last) { break }
+                keys[i] = keys[m]
                 i = m
             }
+            keys[i] = last
         }
-        return top
+        let action = actions[Int(top.slot)].take()!
+        freeSlots.append(top.slot)
+        return Entry(time: top.time, action: action)
     }
 
-    mutating func removeAll() { entries.removeAll() }
+    mutating func removeAll() {
+        keys.removeAll()
+        actions.removeAll()
+        freeSlots.removeAll()
+    }
 }

@@ -59,16 +59,21 @@ public struct WorkerDriver<K: Kernel>: ~Copyable {
         result.draining = worker.draining
         result.drainDeadline = worker.drainDeadline
         result.listenersRegistered = worker.listenersRegistered
-        for i in 0..<worker.pairCapacity where worker.pairs[i].inUse {
-            let p = worker.pairs[i]
+        var found = 0
+        var i = 0
+        while found < worker.activePairs && i < worker.pairCapacity {
+            let p = worker.pairs + i
+            i += 1
+            guard p.pointee.inUse else { continue }
+            found += 1
             result.pairs.append(
                 WorkerInspection.Pair(
-                    slot: i, generation: p.generation, clientFD: p.clientFD, backendFD: p.backendFD, backend: p.backend,
-                    phase: p.lifecycle.phase, attempts: Int(p.lifecycle.attempts),
-                    pendingUp: Int(p.up.end - p.up.start) + Int(p.up.piped),
-                    pendingDown: Int(p.down.end - p.down.start) + Int(p.down.piped),
-                    timerArmed: worker.timers.isScheduled(Int32(i)), lastActivity: p.lastActivity,
-                    acceptedAt: p.acceptedAt, halfClosedAt: p.lifecycle.halfClosedAt))
+                    slot: i - 1, generation: p.pointee.generation, clientFD: p.pointee.clientFD, backendFD: p.pointee.backendFD,
+                    backend: p.pointee.backend, phase: p.pointee.lifecycle.phase, attempts: Int(p.pointee.lifecycle.attempts),
+                    pendingUp: Int(p.pointee.up.end - p.pointee.up.start) + Int(p.pointee.up.piped),
+                    pendingDown: Int(p.pointee.down.end - p.pointee.down.start) + Int(p.pointee.down.piped),
+                    timerArmed: worker.timers.isScheduled(Int32(i - 1)), lastActivity: p.pointee.lastActivity,
+                    acceptedAt: p.pointee.acceptedAt, halfClosedAt: p.pointee.lifecycle.halfClosedAt))
         }
         return result
     }

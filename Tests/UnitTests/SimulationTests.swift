@@ -1,0 +1,48 @@
+import Dispatch
+import Glibc
+import LoadBalancer
+import Simulation
+import Synchronization
+import Testing
+
+/// The real worker against the simulated kernel, one scenario per seed (docs/simulation.md).
+/// `LB_SIM_SEED=N` runs that one seed with its trace; `LB_SIM_SEEDS=N` changes how many run.
+@Suite struct SimulationTests {
+    static var seedCount: Int { Int(getenv("LB_SIM_SEEDS").map { String(cString: $0) } ?? "") ?? 10_000 }
+
+    /// Runs `count` seeds from `first` on every core; returns the failed runs' reports (at most 3).
+    static func sweep(first: UInt64, count: Int, planted: PlantedFaults = [], stopAtFirst: Bool = false) -> (failures: [String], firstFailing: UInt64?) {
+        let next = Atomic<Int>(0)
+        let found = Mutex<(reports: [String], first: UInt64?)>(([], nil))
+        let threads = max(1, min(8, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+            while true {
+                let i = next.add(1, ordering: .relaxed).oldValue
+                if i >= count { return }
+                if stopAtFirst, let f = found.withLock({ $0.first }), f < first + UInt64(i) { return }
+                let seed = first + UInt64(i)
+                let run = SimulationRun(seed: seed, planted: planted)
+                if !run.execute() {
+                    let report = run.report
+                    found.withLock {
+                        if $0.reports.count < 3 { $0.reports.append(report) }
+                        if $0.first == nil || seed < $0.first! { $0.first = seed }
+                    }
+                }
+            }
+        }
+        return found.withLock { ($0.reports, $0.first) }
+    }
+
+    @Test func seeds() {
+        if let one = getenv("LB_SIM_SEED").flatMap({ UInt64(String(cString: $0)) }) {
+            let run = SimulationRun(seed: one)
+            let ok = run.execute()
+            print(run.report)
+            #expect(ok, "seed \(one)")
+            return
+        }
+        let (reports, _) = Self.sweep(first: 1, count: Self.seedCount)
+        for r in reports { Issue.record(Comment(rawValue: r)) }
+    }
+}

@@ -174,7 +174,9 @@ public final class SimulationRun {
         w.faults = faults
         let mailbox = driver.mailbox
         let drainDeadline = drainAt + configuration.drainTimeout.nanoseconds
+        var stopped = false
         w.at(drainAt) {
+            guard !stopped else { return }
             self.checkHealth(pool)
             mailbox.drain(deadline: drainDeadline)
         }
@@ -216,6 +218,7 @@ public final class SimulationRun {
             fail("the drain ended at \(Double(w.clock) / 1e9)s, past its deadline \(Double(drainDeadline) / 1e9)s")
         }
         stats.badGateways = driver.counters[.badGateways]
+        stopped = true
         driver.finish()
         // The peers finish what the kernel still holds for them (a slow reader's last bytes).
         w.settle(until: w.clock + 60_000_000_000)

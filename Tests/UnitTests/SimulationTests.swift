@@ -45,4 +45,20 @@ import Testing
         let (reports, _) = Self.sweep(first: 1, count: Self.seedCount)
         for r in reports { Issue.record(Comment(rawValue: r)) }
     }
+
+    /// Each planted fault (a real-world proxy bug, switched on through `SimKernel.plantedFaults`) must
+    /// be caught within a small part of the CI seed budget; the seeds it took are printed.
+    @Test(arguments: PlantedFaults.all.map(\.name))
+    func findsPlantedFault(_ name: String) {
+        let fault = PlantedFaults.all.first { $0.name == name }!.fault
+        let budget = 500
+        for seed in UInt64(1)...UInt64(budget) {
+            let run = SimulationRun(seed: seed, planted: fault)
+            if !run.execute() {
+                print("planted fault \(name): found by seed \(seed) (\(seed) seeds): \(run.failures.first ?? run.world.failure ?? "")")
+                return
+            }
+        }
+        Issue.record("planted fault \(name) not found in \(budget) seeds")
+    }
 }

@@ -291,6 +291,6 @@ extension Worker {
             closePair(p, reset: false)
             return false
         }
-        return execute(p, p.pointee.lifecycle.directionEnded(upstream: upstream, now: now, settings: settings.pair))
+        return execute(p, p.pointee.lifecycle.directionEnded(upstream: upstream, now: now, lastActivity: p.pointee.lastActivity, settings: settings.pair))
     }
 }

@@ -37,7 +37,9 @@ public final class SimBackend: SimActor {
 
     override public func step(_ world: SimWorld, token: Int) {
         while let s = world.peerAccept(listener, actor: self) {
-            let c = SimBackendConnection(id: connections.count, backend: self, socket: s, behaviour: world.pick(behaviours), run: run)
+            // Once faults stop (`quietAt`), a backend serves every connection well.
+            let behaviour = world.clock >= run.quietAt ? .serve : world.pick(behaviours)
+            let c = SimBackendConnection(id: connections.count, backend: self, socket: s, behaviour: behaviour, run: run)
             s.actor = c
             connections.append(c)
             c.step(world, token: -1)

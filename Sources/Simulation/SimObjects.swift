@@ -59,7 +59,7 @@ public final class SimEpoll {
     }
 
     /// ep_send_events: fills `out` (kernel layout) with at most `max` events.
-    func collect(into out: UnsafeMutableRawPointer, max: Int, eventSize: Int, dataOffset: Int) -> Int {
+    func collect(into out: UnsafeMutableRawPointer, max: Int, eventSize: Int, dataOffset: Int, report: (Int32, UInt32) -> Void) -> Int {
         var n = 0
         var requeue: [Item] = []
         while n < max && readyHead < readyList.count {
@@ -72,6 +72,7 @@ public final class SimEpoll {
             let p = out + n * eventSize
             p.storeBytes(of: revents, as: UInt32.self)
             p.storeBytes(of: item.data, toByteOffset: dataOffset, as: UInt64.self)
+            report(item.fd, revents)
             n += 1
             if item.events & EpollEvents.edgeTriggered == 0 { requeue.append(item) }
         }

@@ -507,7 +507,9 @@ extension SimWorld {
         }
         while failure == nil {
             if ep.hasReady {
-                let n = ep.collect(into: out, max: Int(max), eventSize: Int(LB_EPOLL_EVENT_SIZE), dataOffset: Int(LB_EPOLL_DATA_OFFSET))
+                let n = ep.collect(into: out, max: Int(max), eventSize: Int(LB_EPOLL_EVENT_SIZE), dataOffset: Int(LB_EPOLL_DATA_OFFSET)) {
+                    record("  event", $0, Int($1))
+                }
                 if n > 0 {
                     if chance(faults.stall) {
                         inject("stall")

@@ -284,22 +284,27 @@ public final class SimWorld {
     /// Set by the scenario: how each listener answers right now (default: accept).
     public var synAnswer: (SimSocket) -> SynAnswer = { _ in .accept }
 
+    /// SYN outcomes in the trace (value): 0 accepted, 1 refused, 2 ignored, 3 dropped (backlog full).
     func synArrives(_ s: SimSocket, epoch: Int, listener l: SimSocket?) {
         guard s.epoch == epoch, !s.dead, s.state == .synSent else { return }
         guard let l, !l.dead, l.state == .listening else {
+            if s.fd >= 0 { record("SYN", s.fd, 1) }
             schedule(at: clock + delay(), .reset(s, epoch: s.epoch))
             return
         }
         switch synAnswer(l) {
         case .refuse:
+            if s.fd >= 0 { record("SYN", s.fd, 1) }
             schedule(at: clock + delay(), .reset(s, epoch: s.epoch))
             return
         case .ignore:
+            if s.fd >= 0 { record("SYN", s.fd, 2) }
             return
         case .accept:
-            break
+            if s.fd >= 0 { record("SYN", s.fd, 0) }
         }
         if l.pendingAccepts >= l.backlog {
+            if s.fd >= 0 { record("SYN", s.fd, 3) }
             // The SYN is dropped and the client sends it again a second later.
             schedule(at: clock + 1_000_000_000, .syn(s, epoch: epoch, listener: l))
             return
@@ -319,6 +324,7 @@ public final class SimWorld {
 
     func synAckArrives(_ s: SimSocket, epoch: Int) {
         guard s.epoch == epoch, !s.dead, s.state == .synSent else { return }
+        if s.fd >= 0 { record("SYN-ACK", s.fd, 0) }
         s.state = .established
         notify(s, key: 0)
         transmit(s)

@@ -40,7 +40,8 @@ public final class SimulationRun {
             faults.emfile = 12_000
             fdLimit = 40 + rng.next(below: 40)
         }
-        world = SimWorld(seed: seed, faults: faults, fdLimit: fdLimit, traceCapacity: 400)
+        let traceCapacity = getenv("LB_SIM_TRACE").flatMap { Int(String(cString: $0)) } ?? 400
+        world = SimWorld(seed: seed, faults: faults, fdLimit: fdLimit, traceCapacity: traceCapacity)
         world.planted = planted
         self.clientCount = clientCount ?? 24
     }
@@ -146,6 +147,8 @@ public final class SimulationRun {
     }
 
     var quietAt: UInt64 = 0
+    public private(set) var counters = WorkerCounters()
+    var eventLog: EventLog?
     var drainAt: UInt64 = 0
 
     // MARK: running
@@ -167,6 +170,7 @@ public final class SimulationRun {
         let listener = w.listenFD(configuration.listen[0], backlog: Int(configuration.backlog))
         let pool = BackendPool(configuration.backends)
         let log = EventLog(echoToStderr: false)
+        eventLog = log
         var driver: WorkerDriver<SimKernel>
         // Start-up is not under test: faults begin once the worker runs.
         let faults = w.faults
@@ -225,6 +229,7 @@ public final class SimulationRun {
             fail("the drain ended at \(Double(w.clock) / 1e9)s, past its deadline \(Double(drainDeadline) / 1e9)s")
         }
         stats.badGateways = driver.counters[.badGateways]
+        counters = driver.counters
         stopped = true
         driver.finish()
         // The peers finish what the kernel still holds for them (a slow reader's last bytes).
@@ -250,8 +255,9 @@ public final class SimulationRun {
     func checkHealth(_ pool: BackendPool) {
         for b in backends {
             guard let id = pool.id(of: b.address) else { continue }
-            if !pool.info(id: id).isUp {
-                fail("backend \(b.address) is up since \(Double(quietAt) / 1e9)s but lb still has it down at the drain")
+            let info = pool.info(id: id)
+            if !info.isUp {
+                fail("backend \(b.address) is up since \(Double(quietAt) / 1e9)s but lb still has it down at the drain (\(info))")
             }
         }
     }
@@ -291,9 +297,11 @@ public final class SimulationRun {
         let c = configuration
         out += "settings: connect \(c.connectTimeout) idle \(c.idleTimeout) fin \(c.finTimeout) retries \(c.retries) buffer \(c.bufferSize) splice \(c.splice) health \(c.health.mode) every \(c.health.interval) rise \(c.health.rise) fall \(c.health.fall); \(backends.count) backends, \(clients.count) clients\n"
         out += "ran \(steps) loop passes, \(world.eventsProcessed) world events, to t=\(Double(world.clock) / 1e9)s\n"
+        out += "worker counters: \(counters)\n"
+        for line in eventLog?.recent.suffix(20) ?? [] { out += "lb said: \(line)\n" }
         if let f = world.failure { out += "kernel: \(f)\n" }
         for f in failures { out += "property: \(f)\n" }
-        out += "last calls:\n" + world.renderTrace(last: 60)
+        out += "last calls:\n" + world.renderTrace(last: max(60, world.traceCapacity))
         return out
     }
 }

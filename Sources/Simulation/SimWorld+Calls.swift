@@ -502,7 +502,13 @@ extension SimWorld {
         let deadline = timeoutMs < 0 ? UInt64.max : clock &+ UInt64(timeoutMs) &* 1_000_000
         if timeoutMs != 0 && chance(faults.epollEINTR) {
             inject("epoll EINTR")
-            if timeoutMs > 0 { settle(until: clock + uniform(0, deadline - clock)) }
+            // A signal arrives while the worker sleeps: some time passes, but never past a readiness
+            // (a real epoll_wait would have returned with it first).
+            if timeoutMs > 0 {
+                let until = clock + uniform(0, deadline - clock)
+                while !ep.hasReady && runOne(until: until) {}
+                if !ep.hasReady { clock = Swift.max(clock, until) }
+            }
             return Int32(fail("epoll_wait", epfd, EINTR))
         }
         while failure == nil {

@@ -43,7 +43,7 @@ public final class SimulationRun {
         let traceCapacity = getenv("LB_SIM_TRACE").flatMap { Int(String(cString: $0)) } ?? 400
         world = SimWorld(seed: seed, faults: faults, fdLimit: fdLimit, traceCapacity: traceCapacity)
         world.planted = planted
-        self.clientCount = clientCount ?? 24
+        self.clientCount = clientCount ?? 16
     }
 
     /// Records a broken property (the first ones are kept; a run stops counting after 20).
@@ -143,7 +143,7 @@ public final class SimulationRun {
             clients.append(c)
             w.at(start + w.uniform(0, 2_000_000_000)) { c.start(w) }
         }
-        drainAt = start + 7_000_000_000
+        drainAt = start + 5_500_000_000
     }
 
     var quietAt: UInt64 = 0

@@ -211,6 +211,11 @@ public final class SimulationRun {
                     if p.halfClosedAt != 0 && now > max(p.halfClosedAt, p.lastActivity) + settings.finTimeout + slack {
                         fail("pair in slot \(p.slot) half-closed and quiet past its FIN timeout")
                     }
+                case .lingering:
+                    // A 502 (or a plain close) for failed connects only after every try.
+                    if p.closeReason == .connectFailed && p.attempts != settings.retries + 1 {
+                        fail("pair in slot \(p.slot) gave up after \(p.attempts) connect attempts of \(settings.retries + 1)")
+                    }
                 case .connecting:
                     let limit = UInt64(settings.retries + 1) * settings.connectTimeout + slack
                     if now > p.acceptedAt + limit { fail("pair in slot \(p.slot) still connecting after \(Double(now - p.acceptedAt) / 1e9)s") }

@@ -73,7 +73,8 @@ public struct WorkerDriver<K: Kernel>: ~Copyable {
                     pendingUp: Int(p.pointee.up.end - p.pointee.up.start) + Int(p.pointee.up.piped),
                     pendingDown: Int(p.pointee.down.end - p.pointee.down.start) + Int(p.pointee.down.piped),
                     timerArmed: worker.timers.isScheduled(Int32(i - 1)), lastActivity: p.pointee.lastActivity,
-                    acceptedAt: p.pointee.acceptedAt, halfClosedAt: p.pointee.lifecycle.halfClosedAt))
+                    acceptedAt: p.pointee.acceptedAt, halfClosedAt: p.pointee.lifecycle.halfClosedAt,
+                    closeReason: p.pointee.lifecycle.closeReason))
         }
         return result
     }
@@ -111,6 +112,8 @@ public struct WorkerInspection: Sendable {
         public var lastActivity: UInt64
         public var acceptedAt: UInt64
         public var halfClosedAt: UInt64
+        /// Why a lingering pair gave up (`.none` while it is open).
+        public var closeReason: CloseReason
     }
 
     public var activePairs = 0

@@ -25,8 +25,11 @@ let package = Package(
         .target(name: "FakeBackends", dependencies: ["LoadBalancer", "OperatorHTTP", "CShim"]),
         .target(name: "LoadGen", dependencies: ["LoadBalancer", "CShim"]),
         // Test support: the simulated kernel, network and peers the real worker runs against (docs/simulation.md).
-        // Optimised even in debug builds: `swift test` runs 10,000 seeds of it.
-        .target(name: "Simulation", dependencies: ["LoadBalancer", "CShim"], swiftSettings: [.unsafeFlags(["-O"])]),
+        // Optimised even in debug builds, without dynamic exclusivity checks (test support only, single
+        // threaded per world): `swift test` runs thousands of seeds of it.
+        .target(
+            name: "Simulation", dependencies: ["LoadBalancer", "CShim"],
+            swiftSettings: [.unsafeFlags(["-O", "-enforce-exclusivity=unchecked"])]),
         .executableTarget(name: "lb", dependencies: ["LoadBalancer", "Admin", "FakeBackends"]),
         .executableTarget(name: "fakebackends", dependencies: ["FakeBackends", "OperatorHTTP", "LoadBalancer"]),
         .executableTarget(name: "loadgen", dependencies: ["LoadGen", "LoadBalancer"]),

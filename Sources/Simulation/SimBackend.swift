@@ -113,7 +113,8 @@ public final class SimBackendConnection: SimActor {
     }
 
     func read(_ world: SimWorld) {
-        var buffer = [UInt8](repeating: 0, count: 8192)
+        var buffer = world.takeReadBuffer()
+        defer { world.readBuffer = buffer }
         while !closed && !sawEOF {
             if hello?.echo == true && !echoPending.isEmpty { return }  // echo paces reading by writing
             let want = headerRead < SimHello.size ? SimHello.size - headerRead
@@ -185,7 +186,8 @@ public final class SimBackendConnection: SimActor {
             }
             return
         }
-        var chunk = [UInt8](repeating: 0, count: 4096)
+        var chunk = world.takeWriteBuffer()
+        defer { world.writeBuffer = chunk }
         let total = Int(h.downLength)
         while downWritten < total {
             if behaviour == .dieMidStream && downWritten >= dieAt {

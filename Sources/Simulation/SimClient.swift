@@ -94,7 +94,8 @@ public final class SimClient: SimActor {
 
     func upload(_ world: SimWorld, _ s: SimSocket) {
         if behaviour == .silent && upWritten >= SimHello.size { return }
-        var chunk = [UInt8](repeating: 0, count: 4096)
+        var chunk = world.takeWriteBuffer()
+        defer { world.writeBuffer = chunk }
         while upWritten < upLength && !sentReset {
             if behaviour == .resetMidUpload && upWritten >= SimHello.size + resetAt {
                 finish(world, s, reset: true)
@@ -133,7 +134,8 @@ public final class SimClient: SimActor {
             }
             return
         }
-        var buffer = [UInt8](repeating: 0, count: 8192)
+        var buffer = world.takeReadBuffer()
+        defer { world.readBuffer = buffer }
         while !closed {
             let want = behaviour == .slowReader ? world.uniform(1...200) : buffer.count
             switch world.peerRead(s, &buffer, want) {

@@ -59,7 +59,8 @@ public final class SimSocket {
 
     /// Who hears about changes: an fd of the balancer (through epoll) or an actor.
     var fd: Int32 = -1
-    weak var actor: SimActor?
+    /// Unowned: the run keeps its actors alive for as long as the world runs.
+    unowned(unsafe) var actor: SimActor?
     /// epoll registrations watching this socket.
     var watchers: [SimEpoll.Item] = []
 

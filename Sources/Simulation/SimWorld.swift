@@ -56,7 +56,7 @@ public struct SimNetwork: Sendable {
     public var receiveBuffers = [2048, 8192, 65536, 212_992]
     public var sendBuffers = [2048, 16384, 65536, 212_992]
     /// The largest segment of a connection is drawn from these (segments are uniform up to it).
-    public var segmentSizes = [64, 536, 1460, 4096, 16384, 65536]
+    public var segmentSizes = [64, 536, 1460, 1460, 4096, 4096, 16384, 16384, 65536, 65536]
 
     public init() {}
 }
@@ -98,6 +98,23 @@ public final class SimWorld {
     var trace: [TraceRecord]
     var traceNext = 0
     public var traceCapacity: Int
+
+    /// Buffers the peers borrow for one step (taken out and put back, so no copy-on-write and no
+    /// allocation per step).
+    var readBuffer = [UInt8](repeating: 0, count: 8192)
+    var writeBuffer = [UInt8](repeating: 0, count: 4096)
+
+    func takeReadBuffer() -> [UInt8] {
+        let b = readBuffer
+        readBuffer = []
+        return b.isEmpty ? [UInt8](repeating: 0, count: 8192) : b
+    }
+
+    func takeWriteBuffer() -> [UInt8] {
+        let b = writeBuffer
+        writeBuffer = []
+        return b.isEmpty ? [UInt8](repeating: 0, count: 4096) : b
+    }
 
     /// Counters of what was injected, for the report.
     public private(set) var injected = [String: Int]()

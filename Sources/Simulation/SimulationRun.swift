@@ -43,7 +43,7 @@ public final class SimulationRun {
         let traceCapacity = getenv("LB_SIM_TRACE").flatMap { Int(String(cString: $0)) } ?? 400
         world = SimWorld(seed: seed, faults: faults, fdLimit: fdLimit, traceCapacity: traceCapacity)
         world.planted = planted
-        self.clientCount = clientCount ?? 16
+        self.clientCount = clientCount ?? 12
     }
 
     /// Records a broken property (the first ones are kept; a run stops counting after 20).
@@ -137,8 +137,8 @@ public final class SimulationRun {
             default: behaviour = .echo
             }
             let big = w.uniform(0...5) == 0
-            let up = big ? w.uniform(0...200_000) : w.uniform(0...3000)
-            let down = big ? w.uniform(0...300_000) : w.uniform(0...5000)
+            let up = big ? w.uniform(0...64_000) : w.uniform(0...3000)
+            let down = big ? w.uniform(0...96_000) : w.uniform(0...5000)
             let c = SimClient(id: i, behaviour: behaviour, target: config.listen[0], upTotal: up, downTotal: down, run: self)
             clients.append(c)
             w.at(start + w.uniform(0, 2_000_000_000)) { c.start(w) }
@@ -168,7 +168,7 @@ public final class SimulationRun {
     func runWorker() {
         let w = world
         let listener = w.listenFD(configuration.listen[0], backlog: Int(configuration.backlog))
-        let pool = BackendPool(configuration.backends)
+        let pool = BackendPool(configuration.backends, headroom: 16)
         let log = EventLog(echoToStderr: false)
         eventLog = log
         var driver: WorkerDriver<SimKernel>

@@ -7,7 +7,7 @@ import Glibc
 /// accepted it); workers look for a freed place after every event batch and at least every
 /// `queuePollMs` while pairs wait.
 extension Worker {
-    static let queuePollMs: Int32 = 5
+    @inline(__always) static var queuePollMs: Int32 { 5 }
 
     /// Allow/deny and the per-source limit for a just-accepted client. False: refused with a reset
     /// (SO_LINGER 0, so the client sees ECONNRESET at once) and counted; the fd is closed.
@@ -27,8 +27,8 @@ extension Worker {
         // Counted before the close: whoever sees the reset sees the count.
         shared.bump(.refused)
         admission.release()
-        _ = try? Sys.setLingerReset(fd)
-        Sys.close(fd)
+        _ = try? K.setLingerReset(fd)
+        K.close(fd)
     }
 
     /// At a pair's close: its place in the service, and its source's count.

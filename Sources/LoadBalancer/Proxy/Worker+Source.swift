@@ -12,7 +12,7 @@ extension Worker {
         let source = family == AF_INET6 ? settings.sourcesV6[sourceCursor % count] : settings.sourcesV4[sourceCursor % count]
         sourceCursor &+= 1
         if sourceCursor < 0 { sourceCursor = 0 }
-        try Sys.setBindAddressNoPort(fd)
-        try Sys.bind(fd, to: source)
+        try K.setBindAddressNoPort(fd)
+        try K.bind(fd, to: source)
     }
 }

@@ -43,6 +43,10 @@ public enum CommandLineParser {
       --health-rise N         good probes in a row to bring a backend up (default 2)
       --health-fall N         failures in a row to mark a backend down (default 3)
       --health-max-inflight N probes in flight per worker (default 256)
+      --proxy-protocol v1|v2  send a PROXY protocol header to backends (default: none)
+      --accept-proxy          clients must start with a PROXY v1/v2 header
+      --accept-proxy-from CIDR  peers allowed to send it, repeatable (default 127.0.0.0/8 and ::1)
+      --preamble-timeout DUR  bound on reading a PROXY header (default 3s)
       --quiet                 do not log backend state changes
       --demo                  start an in-process farm of fake HTTP backends and balance over it
       --demo-count N          backends in the demo farm (default 5)
@@ -65,6 +69,7 @@ public enum CommandLineParser {
         var backends: [BackendSpec] = []
         var sawBackend = false
         var demoOnlyFlag: String?
+        var acceptFrom: [AddressRange] = []
 
         var args = ArgumentCursor(arguments)
         while let flag = args.next() {
@@ -122,6 +127,15 @@ public enum CommandLineParser {
                 config.health.fall = try args.integer(for: flag, in: 1...100)
             case "--health-max-inflight":
                 config.health.maxInFlight = try args.integer(for: flag, in: 1...100_000)
+            case "--proxy-protocol":
+                let version: ProxyProtocolVersion = try args.value(for: flag, else: "expected v1 or v2", ProxyProtocolVersion.init(rawValue:))
+                config.proxyProtocol = version
+            case "--accept-proxy":
+                config.acceptProxy = true
+            case "--accept-proxy-from":
+                acceptFrom.append(try args.value(for: flag, AddressRange.parse))
+            case "--preamble-timeout":
+                config.preambleTimeout = try args.positiveDuration(for: flag)
             case "--quiet":
                 config.logBackendChanges = false
             case "--demo":
@@ -144,6 +158,12 @@ public enum CommandLineParser {
             }
         }
 
+        if !acceptFrom.isEmpty {
+            guard config.acceptProxy else {
+                throw ConfigError(flag: "--accept-proxy-from", value: nil, reason: "only applies with --accept-proxy")
+            }
+            config.acceptProxyFrom = acceptFrom
+        }
         if demo != nil { demo = demoSettings }
         if let demoOnlyFlag, demo == nil {
             throw ConfigError(flag: demoOnlyFlag, value: nil, reason: "only applies with --demo")

@@ -65,6 +65,14 @@ public struct Configuration: Sendable {
     public var health = HealthSettings()
     /// Log each backend state change to stderr.
     public var logBackendChanges = true
+    /// Send a PROXY protocol header of this version to each backend before the client's bytes (nil: none).
+    public var proxyProtocol: ProxyProtocolVersion?
+    /// Clients must start with a PROXY protocol header (v1 or v2), whose addresses become theirs.
+    public var acceptProxy = false
+    /// The peers allowed to send that header; any other peer is refused with a reset. Loopback only.
+    public var acceptProxyFrom: [AddressRange] = AddressRange.loopback
+    /// How long a client may take to send its preamble (PROXY header, TLS ClientHello).
+    public var preambleTimeout: Duration = .seconds(3)
 
     public init() {}
 

@@ -72,10 +72,11 @@ extension Worker {
     mutating func acceptConnections(listener: Int) {
         guard listener < listeners.count, listenersRegistered else { return }
         let lfd = listeners[listener]
+        var peer = SocketAddress()
         for _ in 0..<Self.acceptsPerEvent {
             let result: IOResult
             do {
-                result = try Sys.accept(lfd, peer: nil)
+                result = try Sys.accept(lfd, peer: &peer)
             } catch {
                 switch error.errno {
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
@@ -90,7 +91,8 @@ extension Worker {
             }
             guard case .done(let raw) = result else { return }
             let fd = Int32(raw)
-            startPair(clientFD: fd)
+            guard let needs = preambleNeeds(clientFD: fd, peer: peer) else { continue }
+            startPair(clientFD: fd, peer: peer, preamble: needs)
             if Int(fd) >= settings.fdLimit - settings.fdReserve {
                 pauseListeners(.reserveReached(fd: fd))
                 return
@@ -98,10 +100,12 @@ extension Worker {
         }
     }
 
-    private mutating func startPair(clientFD fd: Int32) {
+    private mutating func startPair(clientFD fd: Int32, peer: SocketAddress, preamble: UInt8) {
         let index = allocatePair()
         let p = pairs + Int(index)
         p.pointee.clientFD = fd
+        p.pointee.client = peer
+        p.pointee.preamble = preamble
         p.pointee.lastActivity = now
         do {
             try epoll.add(fd, events: Self.streamEvents, data: EventTag.make(EventTag.client, index: index, generation: p.pointee.generation))
@@ -114,6 +118,10 @@ extension Worker {
         activePairs += 1
         shared.bump(.accepted)
         shared.bump(.activePairs)
+        if preamble != 0 {
+            _ = execute(p, p.pointee.lifecycle.acceptedAwaitingPreamble(now: now, timeout: settings.preamble.timeout))
+            return
+        }
         _ = execute(p, p.pointee.lifecycle.accepted(now: now, settings: settings.pair))
     }
 

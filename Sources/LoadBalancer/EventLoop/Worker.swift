@@ -184,6 +184,7 @@ struct Worker: ~Copyable {
         while let id = timers.popExpired(now: now) {
             let p = pairs + Int(id)
             guard p.pointee.inUse else { continue }
+            if p.pointee.lifecycle.phase == .preamble { shared.bump(.preambleTimeouts) }
             let actions = p.pointee.lifecycle.timerFired(
                 now: now, lastActivity: p.pointee.lastActivity, clientWaiting: p.pointee.clientWaiting,
                 settings: settings.pair)

@@ -121,9 +121,7 @@ extension Worker {
             return
         }
         if !s.pointee.requestSent && events & EpollEvents.output != 0 {
-            let sent = prober.httpRequest.withUnsafeBytes { raw in
-                (try? Sys.write(s.pointee.fd, raw.baseAddress!, raw.count)) == .done(raw.count)
-            }
+            let sent = writeProbeRequest(s.pointee.fd, request: prober.httpRequest, backend: pool.table.addresses[Int(s.pointee.backend)])
             guard sent else { finishProbe(index, ok: false, failure: .reset); return }
             s.pointee.requestSent = true
         }

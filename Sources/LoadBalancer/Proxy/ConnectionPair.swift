@@ -38,9 +38,18 @@ struct ConnectionPair {
     /// The last bytes moved went client to backend: the client is waiting for an answer.
     var clientWaiting = false
     var lifecycle = PairLifecycle()
+    /// What the preamble still waits for (`PreambleNeeds` bits); 0 for pairs that need none.
+    var preamble: UInt8 = 0
     var lastActivity: UInt64 = 0
     var bytesUp: Int = 0
     var bytesDown: Int = 0
+    /// The client's address, the one place it lives for a pair: the peer `accept4` reported, replaced
+    /// by the PROXY header's source when the listener accepts PROXY. Balancing by source, limits, logs
+    /// and the header sent on all read it here.
+    var client = SocketAddress()
+    /// The address the client connected to: the PROXY header's destination when one came, else looked
+    /// up (getsockname) only when a PROXY header is sent (family 0 until then).
+    var local = SocketAddress()
     /// client to backend
     var up = Direction()
     /// backend to client

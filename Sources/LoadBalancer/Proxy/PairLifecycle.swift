@@ -75,6 +75,7 @@ public struct PairActions: Equatable, Sendable, CustomStringConvertible {
 /// events in, actions out, time passed in. The event loop owns the sockets and the bytes; this owns
 /// every decision about connecting, retrying, half-close, timeouts and closing.
 ///
+///     preamble --header/ClientHello read--> connecting   (only pairs that need one; timeout or bad bytes: abort)
 ///     connecting --connected--> forwarding --both directions ended--> closed
 ///         |  \--failed, retries left--> connecting (next backend)
 ///         \--failed, none left / no backend--> lingering (502 sent, or not) --client done or timeout--> closed
@@ -82,6 +83,9 @@ public struct PairActions: Equatable, Sendable, CustomStringConvertible {
 ///     any --reset or error--> closed (abort)
 public struct PairLifecycle: Equatable, Sendable {
     public enum Phase: UInt8, Sendable {
+        /// Waiting for the client's first bytes (a PROXY header, a TLS ClientHello) before a backend is
+        /// picked, bounded by the preamble timeout. Pairs that need neither never enter it.
+        case preamble
         case connecting
         case forwarding
         /// An error response was sent; waiting for the client to finish sending so the close is clean.
@@ -107,6 +111,19 @@ public struct PairLifecycle: Equatable, Sendable {
     public mutating func accepted(now: UInt64, settings: PairSettings) -> PairActions {
         attempts = 1
         return PairActions([.connect, .armTimer], deadline: now &+ settings.connectTimeout)
+    }
+
+    /// A client was accepted that must first send its preamble: wait for it, at most `timeout` ns.
+    public mutating func acceptedAwaitingPreamble(now: UInt64, timeout: UInt64) -> PairActions {
+        phase = .preamble
+        return PairActions(.armTimer, deadline: now &+ timeout)
+    }
+
+    /// The preamble was read and accepted: find the client a backend, as `accepted` does.
+    public mutating func preambleDone(now: UInt64, settings: PairSettings) -> PairActions {
+        guard phase == .preamble else { return PairActions() }
+        phase = .connecting
+        return accepted(now: now, settings: settings)
     }
 
     /// The current backend's connect completed.
@@ -152,7 +169,7 @@ public struct PairLifecycle: Equatable, Sendable {
             // The client finished sending after our error response: close cleanly now.
             if upstream { phase = .closed; return PairActions(.close) }
             return PairActions()
-        case .closed, .connecting:
+        case .closed, .connecting, .preamble:
             return PairActions()
         case .forwarding:
             if upstream { upstreamEnded = true } else { downstreamEnded = true }
@@ -176,6 +193,10 @@ public struct PairLifecycle: Equatable, Sendable {
     /// true when the last bytes moved were the client's, delivered to the backend, with no answer since.
     public mutating func timerFired(now: UInt64, lastActivity: UInt64, clientWaiting: Bool, settings: PairSettings) -> PairActions {
         switch phase {
+        case .preamble:
+            // Too slow to say who it is or where it goes: a reset, like any refused preamble.
+            phase = .closed
+            return PairActions(.abort)
         case .connecting:
             return connectFailed(.timeout, now: now, settings: settings)
         case .lingering:

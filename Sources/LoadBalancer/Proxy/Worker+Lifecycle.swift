@@ -22,6 +22,7 @@ extension Worker {
         if flags.contains(.lingerClient) { return endClient(p, badGateway: flags.contains(.sendBadGateway)) }
         if flags.contains(.connect) { return connectNext(p) }
         if flags.contains(.startForwarding) {
+            if settings.preamble.send != nil || p.pointee.up.hasPending { return startForwardingWithPreamble(p) }
             // Bytes the client sent while we connected are still in its socket: read them now.
             if p.pointee.up.readable || p.pointee.up.sourceHup {
                 guard pump(p, upstream: true) else { return false }

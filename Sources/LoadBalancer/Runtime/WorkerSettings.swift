@@ -17,6 +17,7 @@ struct WorkerSettings: Sendable {
     /// Consecutive full reads before a stream moves to splice.
     var spliceAfterFullReads: UInt8 = 2
     var spliceChunk: Int = 64 * 1024
+    var preamble: PreambleSettings
 
     /// `workers` is the count actually started (the configuration's, at least 1): probes divide by it.
     init(_ config: Configuration, workers: Int, fdLimit: Int) {
@@ -32,5 +33,6 @@ struct WorkerSettings: Sendable {
         workerCount = workers
         self.fdLimit = fdLimit
         fdReserve = min(max(32, fdLimit / 100), fdLimit / 4)
+        preamble = PreambleSettings(config)
     }
 }

@@ -1,0 +1,28 @@
+/// What a pair's preamble still waits for, as bits of `ConnectionPair.preamble`.
+enum PreambleNeeds {
+    /// A PROXY protocol header (`--accept-proxy`).
+    static let proxyHeader: UInt8 = 1 << 0
+    /// A TLS ClientHello's server name (a listener shared by services told apart by `server_names`).
+    static let serverName: UInt8 = 1 << 1
+}
+
+/// The preamble settings a worker runs with, in loop units.
+struct PreambleSettings: Sendable {
+    /// Send a PROXY header of this version to backends (nil: none).
+    var send: ProxyProtocolVersion?
+    var acceptProxy: Bool
+    var trusted: [AddressRange]
+    /// Nanoseconds.
+    var timeout: UInt64
+
+    init(_ config: Configuration) {
+        send = config.proxyProtocol
+        acceptProxy = config.acceptProxy
+        trusted = config.acceptProxyFrom
+        timeout = config.preambleTimeout.nanoseconds
+    }
+
+    /// Room kept before preamble bytes in their buffer, so the header sent on fits in front of them
+    /// and both go in one write.
+    var headroom: Int { send == nil ? 0 : ProxyProtocol.maxEncodedLength }
+}

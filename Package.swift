@@ -12,17 +12,22 @@ let package = Package(
         .library(name: "LoadBalancer", targets: ["LoadBalancer"]),
         .library(name: "FakeBackends", targets: ["FakeBackends"]),
         .library(name: "LoadGen", targets: ["LoadGen"]),
+        .library(name: "OperatorHTTP", targets: ["OperatorHTTP"]),
+        .library(name: "Admin", targets: ["Admin"]),
     ],
     targets: [
         .target(name: "CShim"),
         .target(name: "LoadBalancer", dependencies: ["CShim"]),
-        .target(name: "FakeBackends", dependencies: ["LoadBalancer", "CShim"]),
+        // The HTTP pieces operators' endpoints share (parser, writers, a small server); LoadBalancer stays free of HTTP.
+        .target(name: "OperatorHTTP", dependencies: ["LoadBalancer"]),
+        .target(name: "Admin", dependencies: ["LoadBalancer", "OperatorHTTP"]),
+        .target(name: "FakeBackends", dependencies: ["LoadBalancer", "OperatorHTTP", "CShim"]),
         .target(name: "LoadGen", dependencies: ["LoadBalancer", "CShim"]),
-        .executableTarget(name: "lb", dependencies: ["LoadBalancer", "FakeBackends"]),
-        .executableTarget(name: "fakebackends", dependencies: ["FakeBackends", "LoadBalancer"]),
+        .executableTarget(name: "lb", dependencies: ["LoadBalancer", "Admin", "FakeBackends"]),
+        .executableTarget(name: "fakebackends", dependencies: ["FakeBackends", "OperatorHTTP", "LoadBalancer"]),
         .executableTarget(name: "loadgen", dependencies: ["LoadGen", "LoadBalancer"]),
-        .testTarget(name: "UnitTests", dependencies: ["LoadBalancer", "FakeBackends", "LoadGen", "CShim"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["LoadBalancer", "FakeBackends", "LoadGen", "CShim"]),
+        .testTarget(name: "UnitTests", dependencies: ["LoadBalancer", "OperatorHTTP", "Admin", "FakeBackends", "LoadGen", "CShim"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["LoadBalancer", "OperatorHTTP", "Admin", "FakeBackends", "LoadGen", "CShim"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -314,7 +314,19 @@ def report(raw_path, out_dir, machine, command, systool):
                 if len(fn) > 110:
                     fn = fn[:107] + "..."
                 toptxt.append(f"| {t['ir']:,} | {share} | `{fn}` | {t['object']} |")
-    md = "\n".join([f"Machine: {machine}", "", f"Command: `{command}`", "", *table, "", *wtab, *mtab, *sysrows, "",
+    # BENCH_BASE: the same lb figures for another build, from the same interleaved rounds.
+    basetab = []
+    if any(p == "lb-base" for p, _ in runs):
+        basetab = ["\nlb against lb-base (BENCH_BASE, the same rounds):\n", "| metric | lb | lb-base | lb/lb-base |",
+                   "|---|---:|---:|---:|"]
+        for label, metric, f, *_ in rows:
+            a, b = med("lb", metric), med("lb-base", metric)
+            if a is None and b is None:
+                continue
+            r = ratio(a, b)
+            basetab.append(f"| {label} | {fmt(f, a)} | {fmt(f, b)} | {fmt('{:.3f}', r)} |")
+            results["metrics"].setdefault(metric, {})["lb/lb-base"] = r
+    md = "\n".join([f"Machine: {machine}", "", f"Command: `{command}`", "", *table, *basetab, "", *wtab, *mtab, *sysrows, "",
                     "Notes:", *notes, *toptxt]) + "\n"
     open(f"{out_dir}/bench.md", "w").write(md)
     json.dump(results, open(f"{out_dir}/bench.json", "w"), indent=1, ensure_ascii=False)

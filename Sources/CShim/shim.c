@@ -21,7 +21,7 @@
 #error "CShim targets Linux"
 #endif
 
-_Static_assert(LB_EPOLLIN == EPOLLIN && LB_EPOLLOUT == EPOLLOUT && LB_EPOLLERR == EPOLLERR &&
+_Static_assert(LB_EPOLLIN == EPOLLIN && LB_EPOLLPRI == EPOLLPRI && LB_EPOLLOUT == EPOLLOUT && LB_EPOLLERR == EPOLLERR &&
                    LB_EPOLLHUP == EPOLLHUP && LB_EPOLLRDHUP == EPOLLRDHUP && LB_EPOLLET == EPOLLET,
                "epoll bits");
 _Static_assert(LB_EPOLL_CTL_ADD == EPOLL_CTL_ADD && LB_EPOLL_CTL_DEL == EPOLL_CTL_DEL &&
@@ -98,6 +98,7 @@ static int set_int_opt(int fd, int level, int name, int value) {
 }
 
 int lb_set_nodelay(int fd) { return set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1); }
+int lb_set_oobinline(int fd) { return set_int_opt(fd, SOL_SOCKET, SO_OOBINLINE, 1); }
 int lb_set_reuseaddr(int fd) { return set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1); }
 int lb_set_reuseport(int fd) { return set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1); }
 int lb_set_v6only(int fd) { return set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1); }

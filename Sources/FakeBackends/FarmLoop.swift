@@ -2,6 +2,7 @@ import CShim
 import Dispatch
 import Glibc
 import LoadBalancer
+import OperatorHTTP
 import Synchronization
 
 /// A control call handed to a loop. Every call but `stop` carries the completion its caller waits on.

@@ -11,6 +11,9 @@ public final class LoadBalancer: Sendable {
     public let listenAddresses: [SocketAddress]
     let workers: [WorkerShared]
     private let threads: Mutex<[OSThread]>
+    private let draining = Atomic<Bool>(false)
+    /// Monotonic ns when it started (uptime).
+    public let startedAt = MonotonicClock.now()
 
     /// Binds the listeners (one SO_REUSEPORT socket per worker per address), then starts the workers.
     /// Throws the bind or epoll error, with errno and address, before any thread starts.
@@ -23,8 +26,9 @@ public final class LoadBalancer: Sendable {
         func closeAll(from first: Int = 0) { for list in sockets[first...] { for fd in list { Sys.close(fd) } } }
         do throws(SystemError) {
             for var address in configuration.listen {
+                try Sockets.requireUnused(address)
                 for w in 0..<workerCount {
-                    let fd = try Sockets.listen(on: address, backlog: configuration.backlog, reusePort: true, noDelay: true)
+                    let fd = try Sockets.listen(on: address, backlog: configuration.backlog, reusePort: true, proxied: true)
                     sockets[w].append(fd)
                     if w == 0 && address.port == 0 {
                         address.port = try Sys.localAddress(of: fd).port
@@ -42,7 +46,7 @@ public final class LoadBalancer: Sendable {
         var boots: [WorkerBoot] = []
         do throws(SystemError) {
             for w in 0..<workerCount {
-                let s = try WorkerShared(index: w)
+                let s = try WorkerShared(index: w, accessLogCapacity: configuration.accessLog?.bufferPerWorker ?? 0)
                 shared.append(s)
                 let worker = try Worker(shared: s, pool: pool, log: log, settings: settings, listeners: sockets[w])
                 boots.append(WorkerBoot(worker))
@@ -84,6 +88,7 @@ public final class LoadBalancer: Sendable {
     /// Closes the listeners at once and lets open pairs finish for up to `drainTimeout`; then the
     /// workers close what is left and stop. Returns immediately; `wait` joins.
     public func beginDrain() {
+        draining.store(true, ordering: .relaxed)
         let deadline = MonotonicClock.now() &+ configuration.drainTimeout.nanoseconds
         for w in workers { w.send(.drain(deadline: deadline)) }
     }
@@ -92,12 +97,13 @@ public final class LoadBalancer: Sendable {
     @discardableResult
     public func markDown(_ address: SocketAddress) -> Result<Bool, PoolError> {
         let result = pool.markDown(address, rise: configuration.health.rise, fall: configuration.health.fall)
-        if case .success(true) = result { log.log("backend \(address) down: marked down by hand") }
+        if case .success(true) = result { log.backendChanged(address, "down", "marked down by hand") }
         return result
     }
 
     /// Closes everything now.
     public func stopNow() {
+        draining.store(true, ordering: .relaxed)
         for w in workers { w.send(.stop) }
     }
 
@@ -135,6 +141,17 @@ public final class LoadBalancer: Sendable {
     public var workerCounters: [WorkerCounters] { workers.map(\.counters) }
 
     public var workerCount: Int { workers.count }
+
+    /// True once a drain or stop began (the admin API's `/healthz` answers 503 from then on).
+    public var isDraining: Bool { draining.load(ordering: .relaxed) }
+
+    /// Counters, close reasons, connect failure causes and histograms, summed over workers. Reads only
+    /// the workers' own cells: a scrape never pauses or slows a worker.
+    public var metrics: MetricsSnapshot { MetricsSnapshot.sum(workers) }
+
+    /// Each worker's ring of closed-pair records (empty when the access log is off): the access-log
+    /// writer drains them. One consumer at a time.
+    public var accessLogRings: [AccessLogRing] { workers.compactMap(\.accessLog) }
 
     deinit {
         let pending = threads.withLock { $0 }

@@ -45,6 +45,21 @@ import Testing
         #expect(lb.stderr.contains("lb: stopped after 1 connections"))
     }
 
+    /// Two lb processes on one address: the second exits 1 naming it, as with any program holding the
+    /// port, instead of joining the first one's SO_REUSEPORT group and taking half its connections.
+    @Test func aSecondLbOnTheSameAddressExitsOne() throws {
+        let backend = TestServer(handler: TestServer.http(port: 80))
+        defer { backend.stop() }
+        let (first, address) = try startLB(["--backend", backend.address.description, "--workers", "2"])
+        let path = try #require(Self.binary)
+        let second = try Subprocess(path, ["--listen", address.description, "--backend", backend.address.description])
+        #expect(second.waitForExit() == 1)
+        #expect(second.stderr.hasSuffix("lb: bind \(address): Address already in use\n"))
+        #expect(backendHeader(httpGet(address).text) == "80")  // the first one still serves
+        first.signal(SIGTERM)
+        #expect(first.waitForExit() == 0)
+    }
+
     /// With `holes`, lb starts with every other fd from 10 to 56 already taken (inherited), so fd
     /// numbers say little about what is left: the spare fd must still save the clients already accepted.
     @Test(arguments: [false, true])

@@ -76,7 +76,9 @@ struct LoadGenIntegrationTests {
             #expect(report.errors.isEmpty)
             #expect(report.bytesSent == 40 * size)
             #expect(report.bytesReceived == 40 * size)
-            #expect(report.connections == (keepAlive ? 4 : 40))
+            // Keep-alive reuses connections: at most one per slot. (How many slots open one depends on
+            // scheduling: a thread that starts late may find every request already claimed.)
+            #expect(keepAlive ? (1...4).contains(report.connections) : report.connections == 40)
         }
     }
 

@@ -38,9 +38,37 @@ import Testing
         #expect(pool.downBackends == 0)
     }
 
-    @Test func allDownPicksNothing() {
-        let pool = BackendPool(specs(1...2))
+    @Test func panicModeUsesEveryActiveBackendWhenTooFewAreUp() throws {
+        let pool = BackendPool(specs(1...4))
+        var view = RoundRobinView(panicThreshold: 50)
+        view.rebuild(from: pool)
+        func down(_ port: UInt16) { _ = pool.apply(.connectFailed(.refused), to: pool.id(of: SocketAddress(host: "127.0.0.1", port: port)!)!, rise: 2, fall: 3) }
+        down(1)
+        _ = view.refresh(from: pool)
+        #expect(!view.panicking && Set(picks(view, pool, 8)) == [2, 3, 4])  // 75% up: above the threshold
+        down(2)
+        _ = view.refresh(from: pool)
+        #expect(view.panicking && Set(picks(view, pool, 8)) == [1, 2, 3, 4])  // 50% up: at it, so all of them
+        _ = try pool.drain(SocketAddress(host: "127.0.0.1", port: 4)!).get()
+        _ = view.refresh(from: pool)
+        #expect(Set(picks(view, pool, 8)) == [1, 2, 3])  // drained stays out, panic or not
+    }
+
+    @Test func defaultPanicStartsOnlyWhenNoneIsUp() {
+        let pool = BackendPool(specs(1...3))
         var view = RoundRobinView()
+        view.rebuild(from: pool)
+        for id in view.members.dropLast() { _ = pool.apply(.connectFailed(.refused), to: id, rise: 2, fall: 3) }
+        _ = view.refresh(from: pool)
+        #expect(!view.panicking && Set(picks(view, pool, 6)) == [3])
+        _ = pool.apply(.connectFailed(.refused), to: view.members[2], rise: 2, fall: 3)
+        _ = view.refresh(from: pool)
+        #expect(view.panicking && Set(picks(view, pool, 6)) == [1, 2, 3])
+    }
+
+    @Test func allDownPicksNothingWithPanicOff() {
+        let pool = BackendPool(specs(1...2))
+        var view = RoundRobinView(panicThreshold: nil)
         view.rebuild(from: pool)
         for id in view.members { _ = pool.apply(.connectFailed(.refused), to: id, rise: 2, fall: 3) }
         #expect(view.pick(from: pool) == nil)

@@ -76,12 +76,41 @@ import Testing
         (["--demo-count", "3"], "--demo-count: only applies with --demo"),
         (["--backend", "127.0.0.1:80", "--backend", "127.0.0.1:79-81"], "--backend 127.0.0.1:80: listed twice"),
         (["--splice", "maybe"], "--splice maybe: expected on or off"),
+        (["--admin", "0.0.0.0:9090"], "--admin 0.0.0.0:9090: not a loopback address: give --admin-token-file"),
+        (["--admin", "nowhere"], "--admin nowhere: expected HOST:PORT (or off)"),
+        (["--admin-token-file", "/tmp/t"], "--admin-token-file: only applies with --admin"),
+        (["--access-log-format", "json"], "--access-log-format: only applies with --access-log"),
+        (["--access-log", "-", "--access-log-format", "xml"], "--access-log-format xml: expected text or json"),
+        (["--panic-threshold", "101"], "--panic-threshold 101: expected a percentage from 0 to 100, or off"),
+        (["--panic-threshold", "half"], "--panic-threshold half: expected a percentage from 0 to 100, or off"),
+        (["--check-on-idle", "sometimes"], "--check-on-idle sometimes: expected on or off"),
     ])
     func badFlags(args: [String], message: String) {
         switch CommandLineParser.parse(args) {
         case .failure(let error): #expect(error.description == message)
         case .success: Issue.record("accepted \(args)")
         }
+    }
+
+    @Test func adminAndAccessLogFlags() throws {
+        let (plain, _) = try run([])
+        #expect(plain.admin == nil && plain.accessLog == nil)
+        let (demo, _) = try run(["--demo"])
+        #expect(demo.admin == SocketAddress(host: "127.0.0.1", port: 9090))
+        let (off, _) = try run(["--demo", "--admin", "off"])
+        #expect(off.admin == nil)
+        let (c, _) = try run(["--admin", "0.0.0.0:9191", "--admin-token-file", "/etc/lb/token", "--access-log", "-", "--access-log-format", "json"])
+        #expect(c.admin == SocketAddress(host: "0.0.0.0", port: 9191) && c.adminTokenFile == "/etc/lb/token")
+        #expect(c.accessLog == AccessLogSettings(path: "-", format: .json))
+    }
+
+    @Test func panicThresholdAndCheckOnIdle() throws {
+        var (c, _) = try run([])
+        #expect(c.panicThreshold == 0 && c.checkOnIdle)
+        (c, _) = try run(["--panic-threshold", "30%", "--check-on-idle", "off"])
+        #expect(c.panicThreshold == 30 && !c.checkOnIdle)
+        (c, _) = try run(["--panic-threshold", "off"])
+        #expect(c.panicThreshold == nil)
     }
 
     @Test func helpAndVersion() throws {

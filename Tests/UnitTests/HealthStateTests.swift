@@ -5,19 +5,21 @@ import Testing
     @Test func connectFailureIsDownAtOnce() {
         var h = HealthState()
         #expect(h.apply(.connectFailed(.refused), rise: 2, fall: 3) == .wentDown)
-        #expect(!h.isUp && h.failStreak == 3)
+        // The streak counts what happened (one failure), not the threshold it skipped.
+        #expect(!h.isUp && h.failStreak == 1)
         #expect(h.apply(.connectFailed(.refused), rise: 2, fall: 3) == .none)
+        #expect(h.failStreak == 2)
     }
 
-    @Test func silentTimeoutsFallAfterThreshold() {
+    @Test func failedChecksFallAfterThresholdAndAnAnswerBreaksTheRun() {
         var h = HealthState()
-        #expect(h.apply(.silentTimeout, rise: 2, fall: 3) == .none)
-        #expect(h.apply(.silentTimeout, rise: 2, fall: 3) == .none)
-        #expect(h.apply(.answered, rise: 2, fall: 3) == .none)  // an answer breaks the run
+        #expect(h.apply(.probeFailed(.timeout), rise: 2, fall: 3) == .none)
+        #expect(h.apply(.probeFailed(.timeout), rise: 2, fall: 3) == .none)
+        #expect(h.apply(.answered, rise: 2, fall: 3) == .none)  // traffic answered: the run is broken
         #expect(h.failStreak == 0)
-        #expect(h.apply(.silentTimeout, rise: 2, fall: 3) == .none)
-        #expect(h.apply(.silentTimeout, rise: 2, fall: 3) == .none)
-        #expect(h.apply(.silentTimeout, rise: 2, fall: 3) == .wentDown)
+        #expect(h.apply(.probeFailed(.timeout), rise: 2, fall: 3) == .none)
+        #expect(h.apply(.probeFailed(.timeout), rise: 2, fall: 3) == .none)
+        #expect(h.apply(.probeFailed(.timeout), rise: 2, fall: 3) == .wentDown)
     }
 
     @Test func risesAfterConsecutiveProbes() {

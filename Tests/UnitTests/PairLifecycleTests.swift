@@ -72,33 +72,61 @@ import Testing
         _ = pair.connected(now: 0, settings: settings)
         // Traffic at 50s moved the idle deadline: the timer re-arms instead of closing.
         #expect(pair.timerFired(now: 60 * s, lastActivity: 50 * s, clientWaiting: false, settings: settings) == PairActions(.armTimer, deadline: 110 * s))
-        // Idle, and the client's request was the last thing moved: the backend went silent.
-        #expect(pair.timerFired(now: 110 * s, lastActivity: 50 * s, clientWaiting: true, settings: settings) == PairActions([.close, .reportSilentBackend]))
+        // Idle, and the client's request was the last thing moved: the backend went silent. The pair
+        // is cut with a reset (its streams may be unfinished).
+        #expect(pair.timerFired(now: 110 * s, lastActivity: 50 * s, clientWaiting: true, settings: settings) == PairActions([.abort, .reportSilentBackend]))
     }
 
     @Test func idleWithoutWaitingClientBlamesNobody() {
         var pair = PairLifecycle()
         _ = pair.accepted(now: 0, settings: settings)
         _ = pair.connected(now: 0, settings: settings)
-        #expect(pair.timerFired(now: 60 * s, lastActivity: 0, clientWaiting: false, settings: settings) == PairActions(.close))
+        #expect(pair.timerFired(now: 60 * s, lastActivity: 0, clientWaiting: false, settings: settings) == PairActions(.abort))
     }
 
-    @Test func finTimeoutClosesHalfClosedPair() {
+    @Test func finTimeoutIsAnInactivityTimeoutOnAHalfClosedPair() {
         var pair = PairLifecycle()
         _ = pair.accepted(now: 0, settings: settings)
         _ = pair.connected(now: 0, settings: settings)
         _ = pair.directionEnded(upstream: false, now: 10 * s, settings: settings)
-        // Bytes still trickle upstream, but the fin timeout (30s after the half-close) wins.
-        #expect(pair.timerFired(now: 39 * s, lastActivity: 38 * s, clientWaiting: false, settings: settings) == PairActions(.armTimer, deadline: 40 * s))
-        #expect(pair.timerFired(now: 40 * s, lastActivity: 39 * s, clientWaiting: false, settings: settings) == PairActions(.close))
+        // Bytes still flow upstream 30 s after the half-close: the pair lives on (the FIN timeout runs
+        // from the last byte, not from the FIN).
+        #expect(pair.timerFired(now: 40 * s, lastActivity: 39 * s, clientWaiting: false, settings: settings) == PairActions(.armTimer, deadline: 69 * s))
+        // Silent for the FIN timeout: cut, with a reset.
+        #expect(pair.timerFired(now: 69 * s, lastActivity: 39 * s, clientWaiting: false, settings: settings) == PairActions(.abort))
+    }
+
+    @Test func finTimeoutRunsFromTheHalfCloseWhenThatCameLast() {
+        var pair = PairLifecycle()
+        _ = pair.accepted(now: 0, settings: settings)
+        _ = pair.connected(now: 0, settings: settings)
+        _ = pair.directionEnded(upstream: true, now: 10 * s, settings: settings)
+        #expect(pair.timerFired(now: 20 * s, lastActivity: 5 * s, clientWaiting: false, settings: settings) == PairActions(.armTimer, deadline: 40 * s))
+        #expect(pair.timerFired(now: 40 * s, lastActivity: 5 * s, clientWaiting: false, settings: settings) == PairActions(.abort))
+    }
+
+    @Test func drainExpiryCutsLiveStreamsButNotAFinishedAnswer() {
+        var forwarding = PairLifecycle()
+        _ = forwarding.accepted(now: 0, settings: settings)
+        _ = forwarding.connected(now: 0, settings: settings)
+        #expect(forwarding.drainExpired() == PairActions(.abort))
+        var connecting = PairLifecycle()
+        _ = connecting.accepted(now: 0, settings: settings)
+        #expect(connecting.drainExpired() == PairActions(.abort))
+        var lingering = PairLifecycle()
+        _ = lingering.accepted(now: 0, settings: settings)
+        _ = lingering.noBackend(now: 0, settings: settings)
+        #expect(lingering.drainExpired() == PairActions(.close))
+        #expect(lingering.drainExpired() == PairActions())
     }
 
     @Test func errorsAbortOnce() {
         var pair = PairLifecycle()
         _ = pair.accepted(now: 0, settings: settings)
         _ = pair.connected(now: 0, settings: settings)
-        #expect(pair.failed() == PairActions(.abort))
-        #expect(pair.failed() == PairActions())
+        #expect(pair.failed(.backend) == PairActions(.abort))
+        #expect(pair.closeReason == .backendReset)
+        #expect(pair.failed(.client) == PairActions())
         #expect(pair.timerFired(now: 100 * s, lastActivity: 0, clientWaiting: true, settings: settings) == PairActions())
     }
 

@@ -10,6 +10,7 @@
 
 // epoll event bits, as plain integers (glibc declares them as an enum Swift imports awkwardly).
 #define LB_EPOLLIN 0x001u
+#define LB_EPOLLPRI 0x002u
 #define LB_EPOLLOUT 0x004u
 #define LB_EPOLLERR 0x008u
 #define LB_EPOLLHUP 0x010u
@@ -52,6 +53,8 @@ int lb_eventfd(void);
 ssize_t lb_splice(int fd_in, int fd_out, size_t len);
 
 int lb_set_nodelay(int fd);
+// SO_OOBINLINE: an urgent byte stays in the stream, where a proxy must pass it on like any other.
+int lb_set_oobinline(int fd);
 int lb_set_reuseaddr(int fd);
 int lb_set_reuseport(int fd);
 int lb_set_v6only(int fd);

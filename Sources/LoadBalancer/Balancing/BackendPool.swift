@@ -15,6 +15,8 @@ public struct BackendInfo: Sendable, Equatable, CustomStringConvertible {
     /// Bytes of finished pairs: sent to the backend (client to backend) and received from it.
     public var bytesToBackend: Int
     public var bytesFromBackend: Int
+    /// Monotonic ns of the last health or admin change (or of its addition).
+    public var lastChange: UInt64
 
     public var description: String {
         "\(address) \(isUp ? "up" : "down") \(admin) active=\(activeConnections) total=\(totalConnections) failed=\(failedConnects)"
@@ -112,9 +114,14 @@ public final class BackendPool: Sendable {
         setAdmin(address, .draining, leave: false)
     }
 
-    /// Takes a backend back into rotation after a drain.
+    /// Takes a backend back into rotation after a drain or a disable.
     public func undrain(_ address: SocketAddress) -> Result<Void, PoolError> {
         setAdmin(address, .active, leave: false)
+    }
+
+    /// Stops new connections to a backend and its health checks; open ones finish.
+    public func disable(_ address: SocketAddress) -> Result<Void, PoolError> {
+        setAdmin(address, .disabled, leave: false)
     }
 
     /// Removes a backend from the pool. Open connections to it go on until they end.
@@ -126,6 +133,7 @@ public final class BackendPool: Sendable {
         let found: Bool = membership.withLock { m in
             guard let id = m.byAddress[address] else { return false }
             table.admin[Int(id)].store(state.rawValue, ordering: .releasing)
+            table.lastChange[Int(id)].store(MonotonicClock.now(), ordering: .relaxed)
             if leave {
                 m.byAddress[address] = nil
                 m.order.removeAll { $0 == id }
@@ -168,7 +176,8 @@ public final class BackendPool: Sendable {
             failedConnects: table.failedConnects[i].load(ordering: .relaxed),
             failStreak: Int(h.failStreak), healthTransitions: Int(h.transitions),
             bytesToBackend: table.bytesToBackend[i].load(ordering: .relaxed),
-            bytesFromBackend: table.bytesFromBackend[i].load(ordering: .relaxed))
+            bytesFromBackend: table.bytesFromBackend[i].load(ordering: .relaxed),
+            lastChange: table.lastChange[i].load(ordering: .relaxed))
     }
 
     /// Every backend in the pool, in configuration order.
@@ -188,6 +197,7 @@ public final class BackendPool: Sendable {
     func apply(_ event: HealthEvent, to id: BackendID, rise: Int, fall: Int) -> (HealthTransition, HealthState) {
         let result = table.apply(event, to: id, rise: rise, fall: fall)
         if result.0 == .none { return result }
+        table.lastChange[Int(id)].store(MonotonicClock.now(), ordering: .relaxed)
         // Transitions are rare: the count is settled under the lock, against the admin state. A probe
         // or pair that outlived its backend's removal changes nothing the pool counts.
         let counted: Bool = membership.withLock { m in

@@ -11,6 +11,8 @@ public enum AdminState: UInt8, Sendable {
     case draining = 1
     /// Gone from the pool; the slot waits for its open connections to end before reuse.
     case removed = 2
+    /// Takes no new connections and is not health-checked; open ones finish.
+    case disabled = 3
 }
 
 /// Fixed-capacity storage for every backend the pool has ever held, shared by all workers.
@@ -30,6 +32,8 @@ final class BackendTable: @unchecked Sendable {
     let failedConnects: UnsafeMutablePointer<Atomic<Int>>
     let bytesFromBackend: UnsafeMutablePointer<Atomic<Int>>
     let bytesToBackend: UnsafeMutablePointer<Atomic<Int>>
+    /// Monotonic ns of the last health or admin change (written rarely: transitions, operator actions).
+    let lastChange: UnsafeMutablePointer<Atomic<UInt64>>
 
     init(capacity: Int) {
         self.capacity = capacity
@@ -49,6 +53,7 @@ final class BackendTable: @unchecked Sendable {
         failedConnects = atomics(0)
         bytesFromBackend = atomics(0)
         bytesToBackend = atomics(0)
+        lastChange = atomics(UInt64(0))
     }
 
     deinit {
@@ -61,12 +66,19 @@ final class BackendTable: @unchecked Sendable {
         failedConnects.deallocate()
         bytesFromBackend.deallocate()
         bytesToBackend.deallocate()
+        lastChange.deallocate()
     }
 
     /// Up and active: may take a new connection.
     @inline(__always)
     func isAvailable(_ id: BackendID) -> Bool {
         health[Int(id)].load(ordering: .relaxed) & 1 == 0 && admin[Int(id)].load(ordering: .relaxed) == AdminState.active.rawValue
+    }
+
+    /// Active, whatever its health: what panic mode picks from.
+    @inline(__always)
+    func isActive(_ id: BackendID) -> Bool {
+        admin[Int(id)].load(ordering: .relaxed) == AdminState.active.rawValue
     }
 
     @inline(__always)
@@ -101,6 +113,7 @@ final class BackendTable: @unchecked Sendable {
         failedConnects[i].store(0, ordering: .relaxed)
         bytesFromBackend[i].store(0, ordering: .relaxed)
         bytesToBackend[i].store(0, ordering: .relaxed)
+        lastChange[i].store(MonotonicClock.now(), ordering: .relaxed)
         admin[i].store(AdminState.active.rawValue, ordering: .releasing)
     }
 }

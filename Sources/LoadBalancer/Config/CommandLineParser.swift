@@ -43,11 +43,20 @@ public enum CommandLineParser {
       --health-rise N         good probes in a row to bring a backend up (default 2)
       --health-fall N         failures in a row to mark a backend down (default 3)
       --health-max-inflight N probes in flight per worker (default 256)
+      --panic-threshold P|off when at most P% of backends are up, use them all, whatever their
+                              health (default 0: when none is up)
+      --check-on-idle on|off  an idle timeout with the client waiting starts a health check of
+                              that backend, which decides (default on); off: no signal at all
       --proxy-protocol v1|v2  send a PROXY protocol header to backends (default: none)
       --accept-proxy          clients must start with a PROXY v1/v2 header
       --accept-proxy-from CIDR  peers allowed to send it, repeatable (default 127.0.0.0/8 and ::1)
       --preamble-timeout DUR  bound on reading a PROXY header (default 3s)
       --quiet                 do not log backend state changes
+      --admin ADDR|off        admin API, metrics and dashboard on HOST:PORT (default off;
+                              127.0.0.1:9090 with --demo)
+      --admin-token-file FILE bearer token for the admin API (required off loopback)
+      --access-log PATH|-     one line per closed connection, to a file (reopened on SIGUSR1) or stdout
+      --access-log-format F   text or json (default text)
       --demo                  start an in-process farm of fake HTTP backends and balance over it
       --demo-count N          backends in the demo farm (default 5)
       --fail-rate F           fraction of demo backends that are faulty (default 0)
@@ -69,6 +78,8 @@ public enum CommandLineParser {
         var backends: [BackendSpec] = []
         var sawBackend = false
         var demoOnlyFlag: String?
+        var adminFlag: SocketAddress??
+        var accessLogFormat: AccessLogSettings.Format?
         var acceptFrom: [AddressRange] = []
 
         var args = ArgumentCursor(arguments)
@@ -127,6 +138,23 @@ public enum CommandLineParser {
                 config.health.fall = try args.integer(for: flag, in: 1...100)
             case "--health-max-inflight":
                 config.health.maxInFlight = try args.integer(for: flag, in: 1...100_000)
+            case "--panic-threshold":
+                let v = try args.value(for: flag)
+                if v == "off" {
+                    config.panicThreshold = nil
+                } else {
+                    guard let percent = Int(v.hasSuffix("%") ? String(v.dropLast()) : v), (0...100).contains(percent) else {
+                        throw ConfigError(flag: flag, value: v, reason: "expected a percentage from 0 to 100, or off")
+                    }
+                    config.panicThreshold = percent
+                }
+            case "--check-on-idle":
+                let v = try args.value(for: flag)
+                switch v {
+                case "on": config.checkOnIdle = true
+                case "off": config.checkOnIdle = false
+                default: throw ConfigError(flag: flag, value: v, reason: "expected on or off")
+                }
             case "--proxy-protocol":
                 let version: ProxyProtocolVersion = try args.value(for: flag, else: "expected v1 or v2", ProxyProtocolVersion.init(rawValue:))
                 config.proxyProtocol = version
@@ -138,6 +166,27 @@ public enum CommandLineParser {
                 config.preambleTimeout = try args.positiveDuration(for: flag)
             case "--quiet":
                 config.logBackendChanges = false
+            case "--admin":
+                let v = try args.value(for: flag)
+                if v == "off" {
+                    adminFlag = .some(nil)
+                } else {
+                    switch ValueParsers.listenAddress(v) {
+                    case .success(let address): adminFlag = .some(address)
+                    case .failure(let f): throw ConfigError(flag: flag, value: v, reason: f.reason + " (or off)")
+                    }
+                }
+            case "--admin-token-file":
+                let v = try args.value(for: flag)
+                guard !v.isEmpty else { throw ConfigError(flag: flag, value: v, reason: "expected a file path") }
+                config.adminTokenFile = v
+            case "--access-log":
+                let v = try args.value(for: flag)
+                guard !v.isEmpty else { throw ConfigError(flag: flag, value: v, reason: "expected a file path or -") }
+                config.accessLog = AccessLogSettings(path: v)
+            case "--access-log-format":
+                let format: AccessLogSettings.Format = try args.value(for: flag, else: "expected text or json", AccessLogSettings.Format.init(rawValue:))
+                accessLogFormat = format
             case "--demo":
                 demo = demoSettings
             case "--demo-count":
@@ -165,6 +214,22 @@ public enum CommandLineParser {
             config.acceptProxyFrom = acceptFrom
         }
         if demo != nil { demo = demoSettings }
+        switch adminFlag {
+        case .some(let address): config.admin = address
+        case .none: config.admin = demo != nil ? SocketAddress(host: "127.0.0.1", port: 9090) : nil
+        }
+        if let admin = config.admin, !admin.isLoopback, config.adminTokenFile == nil {
+            throw ConfigError(flag: "--admin", value: admin.description, reason: "not a loopback address: give --admin-token-file")
+        }
+        if config.adminTokenFile != nil && config.admin == nil {
+            throw ConfigError(flag: "--admin-token-file", value: nil, reason: "only applies with --admin")
+        }
+        if let format = accessLogFormat {
+            guard config.accessLog != nil else {
+                throw ConfigError(flag: "--access-log-format", value: nil, reason: "only applies with --access-log")
+            }
+            config.accessLog!.format = format
+        }
         if let demoOnlyFlag, demo == nil {
             throw ConfigError(flag: demoOnlyFlag, value: nil, reason: "only applies with --demo")
         }

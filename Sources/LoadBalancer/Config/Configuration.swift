@@ -40,6 +40,22 @@ public struct HealthSettings: Sendable, Equatable {
     public init() {}
 }
 
+/// Where the access log goes and how its lines look.
+public struct AccessLogSettings: Sendable, Equatable {
+    public enum Format: String, Sendable { case text, json }
+    /// A file path (opened for append, reopened on SIGUSR1), or `-` for standard output.
+    public var path: String
+    public var format: Format
+    /// Records each worker holds for the writer thread; when full, records are dropped and counted.
+    public var bufferPerWorker: Int
+
+    public init(path: String, format: Format = .text, bufferPerWorker: Int = 16_384) {
+        self.path = path
+        self.format = format
+        self.bufferPerWorker = bufferPerWorker
+    }
+}
+
 /// Everything `lb` runs with. Defaults are documented here and in README.md; parsing and validation are
 /// pure (see `CommandLineParser`) and tested without a socket.
 public struct Configuration: Sendable {
@@ -63,8 +79,23 @@ public struct Configuration: Sendable {
     /// Zero-copy forwarding through pooled pipes for streams that fill the buffer.
     public var splice = true
     public var health = HealthSettings()
+    /// Panic mode: when the share of a pool's backends that are up is at most this percentage, new pairs
+    /// are sent to every active backend whatever its health (a refusing one costs a retry). 0, the
+    /// default: only when none is up. nil: never (an all-down pool answers `onNoBackend` at once).
+    public var panicThreshold: Int? = 0
+    /// An idle timeout while the client waited for an answer starts an immediate health check of that
+    /// backend (counted like any probe) instead of being taken as a failure: one-way protocols, long
+    /// polls and idle sessions go quiet by design. false: idle timeouts say nothing about health.
+    public var checkOnIdle = true
     /// Log each backend state change to stderr.
     public var logBackendChanges = true
+    /// One line per closed pair (`--access-log`); nil: off, and workers keep no records.
+    public var accessLog: AccessLogSettings?
+    /// The admin HTTP server's address (`--admin`); nil: off. Served by the `lb` executable (the
+    /// Admin target), not by this library.
+    public var admin: SocketAddress?
+    /// File holding the admin bearer token (`--admin-token-file`); required when `admin` is not loopback.
+    public var adminTokenFile: String?
     /// Send a PROXY protocol header of this version to each backend before the client's bytes (nil: none).
     public var proxyProtocol: ProxyProtocolVersion?
     /// Clients must start with a PROXY protocol header (v1 or v2), whose addresses become theirs.

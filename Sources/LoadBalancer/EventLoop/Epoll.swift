@@ -3,6 +3,8 @@ import CShim
 /// Event bits as plain integers, converted once from the shim's macros.
 public enum EpollEvents {
     public static let input: UInt32 = LB_EPOLLIN
+    /// Urgent data is waiting (TCP's urgent pointer): a read stops at its mark.
+    public static let priority: UInt32 = LB_EPOLLPRI
     public static let output: UInt32 = LB_EPOLLOUT
     public static let error: UInt32 = LB_EPOLLERR
     public static let hangup: UInt32 = LB_EPOLLHUP

@@ -72,11 +72,13 @@ extension Worker {
     mutating func acceptConnections(listener: Int) {
         guard listener < listeners.count, listenersRegistered else { return }
         let lfd = listeners[listener]
+        // The client's address is asked for only when something reads it (see `peers`).
         var peer = SocketAddress()
+        let wantsPeer = peers != nil
         for _ in 0..<Self.acceptsPerEvent {
             let result: IOResult
             do {
-                result = try Sys.accept(lfd, peer: &peer)
+                result = wantsPeer ? try Sys.accept(lfd, peer: &peer) : try Sys.accept(lfd, peer: nil)
             } catch {
                 switch error.errno {
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
@@ -92,7 +94,7 @@ extension Worker {
             guard case .done(let raw) = result else { return }
             let fd = Int32(raw)
             guard let needs = preambleNeeds(clientFD: fd, peer: peer) else { continue }
-            startPair(clientFD: fd, peer: peer, preamble: needs)
+            startPair(clientFD: fd, listener: listener, peer: peer, preamble: needs)
             if Int(fd) >= settings.fdLimit - settings.fdReserve {
                 pauseListeners(.reserveReached(fd: fd))
                 return
@@ -100,13 +102,16 @@ extension Worker {
         }
     }
 
-    private mutating func startPair(clientFD fd: Int32, peer: SocketAddress, preamble: UInt8) {
+    private mutating func startPair(clientFD fd: Int32, listener: Int, peer: SocketAddress, preamble: UInt8) {
         let index = allocatePair()
         let p = pairs + Int(index)
         p.pointee.clientFD = fd
-        p.pointee.client = peer
         p.pointee.preamble = preamble
         p.pointee.lastActivity = now
+        p.pointee.acceptedAt = now
+        p.pointee.listener = UInt16(truncatingIfNeeded: listener)
+        peers?[Int(index)] = peer
+        locals?[Int(index)] = SocketAddress()
         do {
             try epoll.add(fd, events: Self.streamEvents, data: EventTag.make(EventTag.client, index: index, generation: p.pointee.generation))
         } catch {
@@ -129,5 +134,6 @@ extension Worker {
 
     /// Stream sockets are registered once, edge-triggered for both directions, and never modified:
     /// backpressure is "do not read", which costs no epoll_ctl.
-    static let streamEvents: UInt32 = EpollEvents.input | EpollEvents.output | EpollEvents.readHangup | EpollEvents.edgeTriggered
+    static let streamEvents: UInt32 =
+        EpollEvents.input | EpollEvents.priority | EpollEvents.output | EpollEvents.readHangup | EpollEvents.edgeTriggered
 }

@@ -23,12 +23,21 @@ struct Worker: ~Copyable {
     var lastPauseLog: UInt64 = 0
 
     var pairs: UnsafeMutablePointer<ConnectionPair>
+    /// The client's address by pair slot: the one place a pair's client address lives. It is the peer
+    /// `accept4` reported, replaced by the PROXY header's source under `--accept-proxy`; the access
+    /// log and the PROXY header sent on read it here. Kept only while something reads it (the access
+    /// log, or the PROXY protocol either way); nil otherwise, so a pair costs no more memory.
+    var peers: UnsafeMutablePointer<SocketAddress>?
+    /// The address each client connected to, as a PROXY header received said (family 0: none came,
+    /// so it is looked up when a header is sent). Kept only with both `--accept-proxy` and
+    /// `--proxy-protocol`.
+    var locals: UnsafeMutablePointer<SocketAddress>?
     var pairCapacity: Int
     var freeHead: Int32 = -1
     var activePairs = 0
 
     var timers: TimerWheel
-    var view = RoundRobinView()
+    var view: RoundRobinView
     var buffers: BufferPool
     var pipes: PipePool
     var prober: Prober
@@ -54,9 +63,18 @@ struct Worker: ~Copyable {
         pairCapacity = 256
         pairs = .allocate(capacity: pairCapacity)
         pairs.initialize(repeating: ConnectionPair(), count: pairCapacity)
+        if shared.accessLog != nil || settings.preamble.acceptProxy || settings.preamble.send != nil {
+            peers = .allocate(capacity: pairCapacity)
+            peers!.initialize(repeating: SocketAddress(), count: pairCapacity)
+        }
+        if settings.preamble.acceptProxy && settings.preamble.send != nil {
+            locals = .allocate(capacity: pairCapacity)
+            locals!.initialize(repeating: SocketAddress(), count: pairCapacity)
+        }
         timers = TimerWheel(capacity: pairCapacity, now: now)
         buffers = BufferPool(size: settings.bufferSize)
         pipes = PipePool()
+        view = RoundRobinView(panicThreshold: settings.panicThreshold)
         prober = Prober(settings: settings, workerIndex: shared.index, backendCapacity: pool.table.capacity, now: now)
         for i in stride(from: pairCapacity - 1, through: 0, by: -1) {
             pairs[i].nextFree = freeHead
@@ -72,6 +90,8 @@ struct Worker: ~Copyable {
         if spareFD >= 0 { Sys.close(spareFD) }
         pairs.deinitialize(count: pairCapacity)
         pairs.deallocate()
+        peers?.deallocate()
+        locals?.deallocate()
         scratch.deallocate()
     }
 
@@ -201,8 +221,8 @@ struct Worker: ~Copyable {
     private mutating func closeEverything() {
         for i in 0..<pairCapacity where pairs[i].inUse {
             let p = pairs + i
-            _ = p.pointee.lifecycle.drainExpired()
-            closePair(p, reset: false)
+            let actions = p.pointee.lifecycle.drainExpired()
+            closePair(p, reset: !actions.contains(.close))
         }
         closeAllProbes()
         closeListeners()
@@ -237,6 +257,20 @@ struct Worker: ~Copyable {
         (grown + pairCapacity).initialize(repeating: ConnectionPair(), count: newCapacity - pairCapacity)
         pairs.deallocate()
         pairs = grown
+        if let old = peers {
+            let grownPeers = UnsafeMutablePointer<SocketAddress>.allocate(capacity: newCapacity)
+            grownPeers.moveInitialize(from: old, count: pairCapacity)
+            (grownPeers + pairCapacity).initialize(repeating: SocketAddress(), count: newCapacity - pairCapacity)
+            old.deallocate()
+            peers = grownPeers
+        }
+        if let old = locals {
+            let grownLocals = UnsafeMutablePointer<SocketAddress>.allocate(capacity: newCapacity)
+            grownLocals.moveInitialize(from: old, count: pairCapacity)
+            (grownLocals + pairCapacity).initialize(repeating: SocketAddress(), count: newCapacity - pairCapacity)
+            old.deallocate()
+            locals = grownLocals
+        }
         for i in stride(from: newCapacity - 1, through: pairCapacity, by: -1) {
             pairs[i].nextFree = freeHead
             freeHead = Int32(i)

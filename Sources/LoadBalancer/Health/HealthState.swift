@@ -4,9 +4,7 @@ public enum HealthEvent: Equatable, Sendable {
     case connectFailed(ConnectFailure)
     /// An operator (or the admin API) marked it down: down at once, and health checks bring it back.
     case markedDown
-    /// A client's request was delivered and the backend stayed silent until the idle timeout.
-    case silentTimeout
-    /// The backend answered a client (clears a run of silent timeouts).
+    /// The backend answered a client (clears a run of failed checks).
     case answered
     case probeSucceeded
     case probeFailed(ConnectFailure)
@@ -39,9 +37,9 @@ public struct HealthState: Equatable, Sendable {
         switch event {
         case .connectFailed, .markedDown:
             successStreak = 0
-            failStreak = UInt8(clamping: max(Int(failStreak) + 1, fall))
+            failStreak = UInt8(clamping: Int(failStreak) + 1)
             return goDown()
-        case .silentTimeout, .probeFailed:
+        case .probeFailed:
             successStreak = 0
             if !isUp { return .none }
             failStreak = UInt8(clamping: Int(failStreak) + 1)

@@ -9,6 +9,8 @@ struct Prober: ~Copyable {
         var generation: UInt32 = 0
         var inUse = false
         var requestSent = false
+        /// Asked for by an idle timeout: a failure here asks for another until `fall` or a pass.
+        var confirm = false
         var nextFree: Int32 = -1
         /// First bytes of an HTTP answer: "HTTP/1.1 200" is 12.
         var head: (UInt64, UInt64) = (0, 0)
@@ -37,6 +39,14 @@ struct Prober: ~Copyable {
     /// close() saved per probe, about a quarter of a TCP probe's cost here (ci/probe-floor.c).
     var reusable: (v4: Int32, v6: Int32) = (-1, -1)
 
+    /// Backends to check now, ahead of the walk and whatever the mode: a pair that idled out while its
+    /// client waited asks for one (`request`). A fixed ring; a request that finds it full is dropped,
+    /// as the next idle timeout will ask again.
+    let requested: UnsafeMutablePointer<BackendID>
+    static let requestCapacity = 64
+    var requestedHead = 0
+    var requestedCount = 0
+
     /// Position in the member list (stepping by workerCount) and when the next step is due.
     var cursor: Int
     var nextStepAt: UInt64
@@ -63,6 +73,7 @@ struct Prober: ~Copyable {
         probing = .allocate(capacity: backendCapacity)
         probing.initialize(repeating: false, count: backendCapacity)
         wheel = TimerWheel(capacity: capacity, now: now)
+        requested = .allocate(capacity: Self.requestCapacity)
         cursor = workerIndex
         nextStepAt = now
     }
@@ -71,6 +82,21 @@ struct Prober: ~Copyable {
         slots.deinitialize(count: capacity)
         slots.deallocate()
         probing.deallocate()
+        requested.deallocate()
+    }
+
+    mutating func request(_ id: BackendID) {
+        guard requestedCount < Self.requestCapacity else { return }
+        requested[(requestedHead + requestedCount) % Self.requestCapacity] = id
+        requestedCount += 1
+    }
+
+    mutating func nextRequest() -> BackendID? {
+        guard requestedCount > 0 else { return nil }
+        let id = requested[requestedHead]
+        requestedHead = (requestedHead + 1) % Self.requestCapacity
+        requestedCount -= 1
+        return id
     }
 
     /// How often a walk step is due for a share of `members` backends.

@@ -3,6 +3,7 @@ import Glibc
 extension Worker {
     /// Walks this worker's share of the pool and starts the probes that are due.
     mutating func runProbeSchedule() {
+        startRequestedChecks()
         if prober.idle(pool: pool) || prober.nextStepAt > now {
             if prober.nextStepAt < now { prober.nextStepAt = now }
             return
@@ -29,18 +30,30 @@ extension Worker {
         }
     }
 
-    private func needsProbe(_ id: BackendID) -> Bool {
-        guard Int(id) < prober.probingCapacity else { return false }
-        if prober.downOnly { return !pool.table.healthState(id).isUp }
-        return pool.table.admin[Int(id)].load(ordering: .relaxed) != AdminState.removed.rawValue
+    /// Checks asked for by idle timeouts, started before the walk (one per backend at a time: a probe
+    /// already in flight answers for it).
+    private mutating func startRequestedChecks() {
+        while prober.requestedCount > 0 && prober.inFlight < prober.capacity, let id = prober.nextRequest() {
+            guard Int(id) < prober.probingCapacity, !prober.probing[Int(id)], pool.table.isActive(id) else { continue }
+            startProbe(id, confirm: true)
+        }
     }
 
-    private mutating func startProbe(_ id: BackendID) {
+    private func needsProbe(_ id: BackendID) -> Bool {
+        guard Int(id) < prober.probingCapacity else { return false }
+        let admin = pool.table.admin[Int(id)].load(ordering: .relaxed)
+        if admin == AdminState.removed.rawValue || admin == AdminState.disabled.rawValue { return false }
+        if prober.downOnly { return !pool.table.healthState(id).isUp }
+        return true
+    }
+
+    private mutating func startProbe(_ id: BackendID, confirm: Bool = false) {
         guard let slot = prober.allocate() else { return }
         shared.bump(.probesStarted)
         let address = pool.table.addresses[Int(id)]
         let s = prober.slots + Int(slot)
         s.pointee.backend = id
+        s.pointee.confirm = confirm
         prober.probing[Int(id)] = true
         let tcp = prober.httpRequest.isEmpty
         var fd = tcp ? takeReusableProbeSocket(v6: address.isIPv6) : -1
@@ -174,6 +187,9 @@ extension Worker {
     private mutating func finishProbe(_ slot: Int32, ok: Bool, failure: ConnectFailure, httpStatus: Bool = false, timedOut: Bool = false) {
         let s = prober.slots + Int(slot)
         let id = s.pointee.backend
+        let confirm = s.pointee.confirm
+        // An HTTP probe that timed out after sending its request had connected: the answer is what failed.
+        let answerMissing = timedOut && s.pointee.requestSent
         if s.pointee.fd >= 0 { Sys.close(s.pointee.fd) }
         if !timedOut { prober.wheel.cancel(slot) }
         prober.probing[Int(id)] = false
@@ -184,12 +200,17 @@ extension Worker {
         let address = pool.table.addresses[Int(id)]
         switch transition {
         case .wentUp:
-            log.log("backend \(address) up: health check passed (\(settings.rise)/\(settings.rise))")
+            log.backendChanged(address, "up", "health check passed (\(settings.rise)/\(settings.rise))")
         case .wentDown:
-            let why = httpStatus ? "health check got a non-2xx answer" : "health check failed: \(failure)"
-            log.log("backend \(address) down: \(why) (\(state.failStreak)/\(settings.fall))")
+            let why =
+                httpStatus ? "health check got a non-2xx answer"
+                : answerMissing ? "health check got no answer in time" : "health check failed: \(failure)"
+            let after = confirm ? " after an idle timeout" : ""
+            log.backendChanged(address, "down", "\(why)\(after) (\(state.failStreak)/\(settings.fall))")
         case .none:
-            break
+            // A failed confirmation of an idle timeout asks again at once: `fall` failures in a row, or
+            // one pass, settle it, with no traffic needed.
+            if confirm && !ok && state.isUp { prober.request(id) }
         }
     }
 

@@ -19,6 +19,9 @@ struct Direction {
     var sourceEOF = false
     /// shutdown(SHUT_WR) sent to the destination.
     var shutdownSent = false
+    /// The source reported urgent data (EPOLLPRI). A read stops at the urgent mark, so until a read
+    /// says EAGAIN a short one proves nothing, and splice (which cannot pass the mark) is not used.
+    var urgent = false
     /// Consecutive full reads: a stream that keeps filling the buffer is moved to splice.
     var fullReads: UInt8 = 0
 
@@ -41,15 +44,13 @@ struct ConnectionPair {
     /// What the preamble still waits for (`PreambleNeeds` bits); 0 for pairs that need none.
     var preamble: UInt8 = 0
     var lastActivity: UInt64 = 0
+    /// Monotonic ns at accept and when the backend connect completed (0: not yet): histograms and the access log.
+    var acceptedAt: UInt64 = 0
+    var connectedAt: UInt64 = 0
+    /// Which of the worker's listeners accepted it (index into the configured addresses).
+    var listener: UInt16 = 0
     var bytesUp: Int = 0
     var bytesDown: Int = 0
-    /// The client's address, the one place it lives for a pair: the peer `accept4` reported, replaced
-    /// by the PROXY header's source when the listener accepts PROXY. Balancing by source, limits, logs
-    /// and the header sent on all read it here.
-    var client = SocketAddress()
-    /// The address the client connected to: the PROXY header's destination when one came, else looked
-    /// up (getsockname) only when a PROXY header is sent (family 0 until then).
-    var local = SocketAddress()
     /// client to backend
     var up = Direction()
     /// backend to client

@@ -38,7 +38,8 @@ public struct PairActions: Equatable, Sendable, CustomStringConvertible {
         public static let lingerClient = Flags(rawValue: 1 << 9)
         /// Close both sides normally.
         public static let close = Flags(rawValue: 1 << 5)
-        /// Close both sides with a reset: something broke, the peer must not take it for a clean end.
+        /// Close both sides with a reset: something broke, or lb cut streams that may be unfinished (a
+        /// timeout, a drain running out); neither peer may take it for a clean end.
         public static let abort = Flags(rawValue: 1 << 6)
         /// (Re)arm the pair's one timer at `deadline`.
         public static let armTimer = Flags(rawValue: 1 << 7)
@@ -81,6 +82,7 @@ public struct PairActions: Equatable, Sendable, CustomStringConvertible {
 ///         \--failed, none left / no backend--> lingering (502 sent, or not) --client done or timeout--> closed
 ///     forwarding --one direction ended--> half-closed (fin timeout armed)
 ///     any --reset or error--> closed (abort)
+///     connecting/forwarding --idle, FIN or drain timeout--> closed (abort: the streams may be cut short)
 public struct PairLifecycle: Equatable, Sendable {
     public enum Phase: UInt8, Sendable {
         /// Waiting for the client's first bytes (a PROXY header, a TLS ClientHello) before a backend is
@@ -100,8 +102,14 @@ public struct PairLifecycle: Equatable, Sendable {
     public private(set) var upstreamEnded = false
     /// Backend-to-client likewise.
     public private(set) var downstreamEnded = false
-    /// When the first direction ended (0 while both flow).
+    /// When the first direction ended (0 while both flow). The FIN timeout runs from the later of this
+    /// and the last byte moved: it bounds a half-closed pair's silence, not its life, as HAProxy's
+    /// `timeout client-fin` / `server-fin` do. A download after the client's FIN is never cut mid-flow.
     public private(set) var halfClosedAt: UInt64 = 0
+    /// Why the pair ended (`.none` while it is open): set by every transition to `closed` or `lingering`.
+    public private(set) var closeReason: CloseReason = .none
+    /// The client-to-backend direction ended before the other one.
+    private var upstreamEndedFirst = false
 
     public init() {}
 
@@ -126,6 +134,14 @@ public struct PairLifecycle: Equatable, Sendable {
         return accepted(now: now, settings: settings)
     }
 
+    /// The preamble was refused (malformed, truncated, too large): a reset.
+    public mutating func preambleRejected() -> PairActions {
+        guard phase == .preamble else { return PairActions() }
+        phase = .closed
+        closeReason = .badPreamble
+        return PairActions(.abort)
+    }
+
     /// The current backend's connect completed.
     public mutating func connected(now: UInt64, settings: PairSettings) -> PairActions {
         guard phase == .connecting else { return PairActions() }
@@ -143,16 +159,18 @@ public struct PairLifecycle: Equatable, Sendable {
             actions.deadline = now &+ settings.connectTimeout
             return actions
         }
-        let end = noBackend(now: now, settings: settings)
+        let end = noBackend(now: now, settings: settings, reason: failure == .local ? .limit : .connectFailed)
         actions.flags.formUnion(end.flags)
         actions.deadline = end.deadline
         return actions
     }
 
     /// No backend can be tried (none available, retries spent, or a local failure such as fd exhaustion).
-    public mutating func noBackend(now: UInt64, settings: PairSettings) -> PairActions {
+    /// `reason` is what the access log will say: `.noBackend`, `.connectFailed` or `.limit`.
+    public mutating func noBackend(now: UInt64, settings: PairSettings, reason: CloseReason = .noBackend) -> PairActions {
         guard phase == .connecting else { return PairActions() }
         phase = .lingering
+        closeReason = reason
         switch settings.onNoBackend {
         case .http502:
             return PairActions([.sendBadGateway, .lingerClient, .armTimer], deadline: now &+ settings.lingerTimeout)
@@ -172,9 +190,11 @@ public struct PairLifecycle: Equatable, Sendable {
         case .closed, .connecting, .preamble:
             return PairActions()
         case .forwarding:
+            if !upstreamEnded && !downstreamEnded { upstreamEndedFirst = upstream }
             if upstream { upstreamEnded = true } else { downstreamEnded = true }
             if upstreamEnded && downstreamEnded {
                 phase = .closed
+                closeReason = upstreamEndedFirst ? .clientClosed : .backendClosed
                 return PairActions(.close)
             }
             if halfClosedAt == 0 { halfClosedAt = max(now, 1) }
@@ -182,9 +202,11 @@ public struct PairLifecycle: Equatable, Sendable {
         }
     }
 
-    /// A reset or error on either side.
-    public mutating func failed() -> PairActions {
+    /// A reset or error on `side`'s socket. A pair already answered (lingering) keeps the reason it
+    /// had: the reset only ends what was already decided.
+    public mutating func failed(_ side: PairSide) -> PairActions {
         if phase == .closed { return PairActions() }
+        if phase != .lingering { closeReason = side == .client ? .clientReset : .backendReset }
         phase = .closed
         return PairActions(.abort)
     }
@@ -196,6 +218,7 @@ public struct PairLifecycle: Equatable, Sendable {
         case .preamble:
             // Too slow to say who it is or where it goes: a reset, like any refused preamble.
             phase = .closed
+            closeReason = .preambleTimeout
             return PairActions(.abort)
         case .connecting:
             return connectFailed(.timeout, now: now, settings: settings)
@@ -207,19 +230,29 @@ public struct PairLifecycle: Equatable, Sendable {
         case .forwarding:
             let idleDeadline = lastActivity &+ settings.idleTimeout
             var deadline = idleDeadline
-            if halfClosedAt != 0 { deadline = min(deadline, halfClosedAt &+ settings.finTimeout) }
+            if halfClosedAt != 0 { deadline = min(deadline, max(halfClosedAt, lastActivity) &+ settings.finTimeout) }
             if now < deadline { return PairActions(.armTimer, deadline: deadline) }
             phase = .closed
-            var actions = PairActions(.close)
+            closeReason = now >= idleDeadline ? .idleTimeout : .finTimeout
+            // Either stream may be unfinished: a reset both ways, never a FIN that looks like a clean end.
+            var actions = PairActions(.abort)
             if now >= idleDeadline && clientWaiting { actions.flags.insert(.reportSilentBackend) }
             return actions
         }
     }
 
-    /// Shutdown's drain deadline passed: close whatever is left.
+    /// Shutdown's drain deadline passed: close whatever is left. A pair still connecting or forwarding
+    /// is cut (a reset both ways); one lingering after its error response has said all it had to.
     public mutating func drainExpired() -> PairActions {
-        if phase == .closed { return PairActions() }
-        phase = .closed
-        return PairActions(.close)
+        switch phase {
+        case .closed: return PairActions()
+        case .lingering:
+            phase = .closed
+            return PairActions(.close)
+        case .connecting, .forwarding, .preamble:
+            phase = .closed
+            closeReason = .drain
+            return PairActions(.abort)
+        }
     }
 }

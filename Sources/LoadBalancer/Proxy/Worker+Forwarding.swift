@@ -4,7 +4,8 @@ import Glibc
 /// worker's scratch buffer. Only a short write's leftover is kept (in a pooled buffer), and while a
 /// direction holds leftovers its source is not read: that is the backpressure, and it costs no syscall.
 extension Worker {
-    private static let readableEvents: UInt32 = EpollEvents.input | EpollEvents.readHangup | EpollEvents.hangup | EpollEvents.error
+    private static let readableEvents: UInt32 =
+        EpollEvents.input | EpollEvents.priority | EpollEvents.readHangup | EpollEvents.hangup | EpollEvents.error
     private static let hangupEvents: UInt32 = EpollEvents.readHangup | EpollEvents.hangup
 
     @inline(__always)
@@ -12,6 +13,7 @@ extension Worker {
         d.readable = true
         if events & hangupEvents != 0 { d.sourceHup = true }
         if events & EpollEvents.error != 0 { d.sourceError = true }
+        if events & EpollEvents.priority != 0 { d.urgent = true }
     }
 
     mutating func handlePairEvent(index: Int32, generation: UInt32, events: UInt32, fromBackend: Bool) {
@@ -38,7 +40,7 @@ extension Worker {
             } else {
                 // The client's bytes wait in its socket until a backend accepts (no copy, no buffer).
                 if events & EpollEvents.error != 0 {
-                    execute(p, p.pointee.lifecycle.failed())
+                    execute(p, p.pointee.lifecycle.failed(.client))
                     return
                 }
                 if readable { Self.note(events, on: &p.pointee.up) }
@@ -86,18 +88,24 @@ extension Worker {
         let dst = upstream ? p.pointee.backendFD : p.pointee.clientFD
         let size = settings.bufferSize
         while true {
-            if d.pointee.pipeRead >= 0 { return spliceStream(p, d, src: src, dst: dst, upstream: upstream) }
+            if d.pointee.pipeRead >= 0 {
+                // splice cannot read past an urgent mark (it returns EAGAIN there, or 0 once the FIN is
+                // in): urgent data goes through recv, which keeps the byte in the stream (SO_OOBINLINE).
+                if !d.pointee.urgent { return spliceStream(p, d, src: src, dst: dst, upstream: upstream) }
+                returnPipe(d)
+            }
             let n: Int
             do {
                 switch try Sys.receive(src, scratch, size) {
                 case .wouldBlock:
                     d.pointee.readable = false
                     d.pointee.fullReads = 0
+                    d.pointee.urgent = false
                     return true
                 case .done(let count): n = count
                 }
             } catch {
-                return execute(p, p.pointee.lifecycle.failed())
+                return execute(p, p.pointee.lifecycle.failed(upstream ? .client : .backend))
             }
             if n == 0 { return sourceEnded(p, d, upstream: upstream) }
             noteTraffic(p, upstream: upstream, bytes: n)
@@ -108,7 +116,7 @@ extension Worker {
                 case .done(let w): written = w
                 }
             } catch {
-                return execute(p, p.pointee.lifecycle.failed())
+                return execute(p, p.pointee.lifecycle.failed(upstream ? .backend : .client))
             }
             if written < n {
                 keep(d, scratch + written, n - written)
@@ -116,7 +124,10 @@ extension Worker {
             }
             if n < size {
                 // A short read drained the socket; with edge triggering the next byte brings a new event.
+                // Except at an urgent mark, where a read stops early with bytes still queued behind it:
+                // then only EAGAIN says the socket is drained.
                 d.pointee.fullReads = 0
+                if d.pointee.urgent { continue }
                 if !d.pointee.sourceHup {
                     d.pointee.readable = false
                     return true
@@ -125,7 +136,7 @@ extension Worker {
                 // this short read took the last bytes, so the stream has ended without another read
                 // returning 0. An error pending (a reset) is read out instead, to be passed on.
                 if !d.pointee.sourceError { return sourceEnded(p, d, upstream: upstream) }
-            } else if settings.splice {
+            } else if settings.splice && !d.pointee.urgent {
                 d.pointee.fullReads &+= 1
                 if d.pointee.fullReads >= settings.spliceAfterFullReads, let pipe = pipes.take() {
                     d.pointee.pipeRead = pipe.read
@@ -139,6 +150,11 @@ extension Worker {
     /// Bulk streams: bytes go source → pipe → destination inside the kernel, in larger chunks, without
     /// a copy through user space. The pipe goes back to the pool as soon as it is empty and the source
     /// has paused, so idle pairs hold none.
+    ///
+    /// A short splice does not mean the source is drained: a pipe has 16 slots, one per socket buffer
+    /// fragment, so small segments (or sendfile's page fragments) fill it with fewer bytes than asked
+    /// for. With edge-triggered epoll only EAGAIN says the socket is empty; stopping earlier left bytes
+    /// in the socket with no event to come for them.
     private mutating func spliceStream(
         _ p: UnsafeMutablePointer<ConnectionPair>, _ d: UnsafeMutablePointer<Direction>, src: Int32, dst: Int32, upstream: Bool
     ) -> Bool {
@@ -154,18 +170,18 @@ extension Worker {
                 case .done(let count): n = count
                 }
             } catch {
-                return execute(p, p.pointee.lifecycle.failed())
+                return execute(p, p.pointee.lifecycle.failed(upstream ? .client : .backend))
             }
-            if n == 0 { return sourceEnded(p, d, upstream: upstream) }
+            if n == 0 {
+                // The end of the stream, or an urgent mark with the FIN behind it, which splice cannot
+                // pass: one recv tells them apart (it returns 0 again only at the real end).
+                returnPipe(d)
+                return pump(p, upstream: upstream)
+            }
             noteTraffic(p, upstream: upstream, bytes: n)
             d.pointee.piped += Int32(n)
             guard drainPipe(p, d, dst: dst) else { return false }
             if d.pointee.piped > 0 { return true }  // destination full: wait for its EPOLLOUT
-            if n < chunk && !d.pointee.sourceHup {
-                d.pointee.readable = false
-                returnPipe(d)
-                return true
-            }
         }
     }
 
@@ -180,7 +196,7 @@ extension Worker {
                     d.pointee.piped -= Int32(w)
                 }
             } catch {
-                return execute(p, p.pointee.lifecycle.failed())
+                return execute(p, p.pointee.lifecycle.failed(dst == p.pointee.clientFD ? .client : .backend))
             }
         }
         return true
@@ -231,7 +247,7 @@ extension Worker {
                     if w < count { return true }
                 }
             } catch {
-                return execute(p, p.pointee.lifecycle.failed())
+                return execute(p, p.pointee.lifecycle.failed(upstream ? .backend : .client))
             }
             buffers.give(buffer)
             d.pointee.buffer = nil
@@ -271,7 +287,7 @@ extension Worker {
         if !otherEnded {
             // When the other direction has ended too the pair closes now: close says it all.
             let dst = upstream ? p.pointee.backendFD : p.pointee.clientFD
-            do { try Sys.shutdownWrite(dst) } catch { return execute(p, p.pointee.lifecycle.failed()) }
+            do { try Sys.shutdownWrite(dst) } catch { return execute(p, p.pointee.lifecycle.failed(upstream ? .backend : .client)) }
         }
         return execute(p, p.pointee.lifecycle.directionEnded(upstream: upstream, now: now, settings: settings.pair))
     }

@@ -6,6 +6,10 @@ extension Worker {
     mutating func execute(_ p: UnsafeMutablePointer<ConnectionPair>, _ actions: PairActions) -> Bool {
         let flags = actions.flags
         if flags.isEmpty { return true }
+        if flags.contains(.discardBackend) {
+            shared.countConnectFailure(actions.failure)
+            if flags.contains(.connect) { shared.bump(.retries) }
+        }
         if flags.contains(.markBackendFailed) { backendFailed(p.pointee.backend, actions.failure) }
         if flags.contains(.reportSilentBackend) { backendSilent(p.pointee.backend) }
         if flags.contains(.discardBackend) { detachBackend(p, reset: true) }
@@ -22,6 +26,8 @@ extension Worker {
         if flags.contains(.lingerClient) { return endClient(p, badGateway: flags.contains(.sendBadGateway)) }
         if flags.contains(.connect) { return connectNext(p) }
         if flags.contains(.startForwarding) {
+            p.pointee.connectedAt = now
+            shared.observeConnect(nanoseconds: now &- p.pointee.acceptedAt)
             if settings.preamble.send != nil || p.pointee.up.hasPending { return startForwardingWithPreamble(p) }
             // Bytes the client sent while we connected are still in its socket: read them now.
             if p.pointee.up.readable || p.pointee.up.sourceHup {
@@ -42,11 +48,14 @@ extension Worker {
         let address = pool.table.addresses[Int(id)]
         guard let fd = backendSocket(family: address.family) else {
             // Our own failure (fd exhaustion even after the spare), not the backend's: do not mark it.
-            return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: settings.pair))
+            return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: settings.pair, reason: .limit))
         }
+        // Accepted client sockets inherit both options from the listener; this side pays one call each.
         _ = try? Sys.setNoDelay(fd)
+        _ = try? Sys.setUrgentInline(fd)
         p.pointee.backendFD = fd
         p.pointee.backend = id
+        shared.bump(.connectAttempts)
         pool.table.activeConnections[Int(id)].add(1, ordering: .relaxed)
         pool.table.totalConnections[Int(id)].add(1, ordering: .relaxed)
         let result: Sys.ConnectResult
@@ -103,6 +112,7 @@ extension Worker {
 
     mutating func closePair(_ p: UnsafeMutablePointer<ConnectionPair>, reset: Bool) {
         timers.cancel(Int32(p - pairs))
+        recordClose(p)
         let up = p.pointee.bytesUp, down = p.pointee.bytesDown
         if p.pointee.clientFD >= 0 {
             if reset { _ = try? Sys.setLingerReset(p.pointee.clientFD) }
@@ -135,7 +145,7 @@ extension Worker {
             (try? Sys.write(fd, raw.baseAddress!, raw.count)) == .done(raw.count)
         }
         guard ok, (try? Sys.shutdownWrite(fd)) != nil else {
-            return execute(p, p.pointee.lifecycle.failed())
+            return execute(p, p.pointee.lifecycle.failed(.client))
         }
         return discardClientInput(p)
     }
@@ -148,7 +158,7 @@ extension Worker {
             do {
                 result = try Sys.receive(fd, scratch, settings.bufferSize)
             } catch {
-                return execute(p, p.pointee.lifecycle.failed())
+                return execute(p, p.pointee.lifecycle.failed(.client))
             }
             switch result {
             case .wouldBlock:
@@ -169,16 +179,17 @@ extension Worker {
         shared.bump(.connectFailures)
         let (transition, state) = pool.apply(.connectFailed(failure), to: id, rise: settings.rise, fall: settings.fall)
         if transition == .wentDown {
-            log.log("backend \(pool.table.addresses[Int(id)]) down: \(failure) (\(state.failStreak)/\(settings.fall))")
+            // A failed connect marks down at once: the count is the failures that really happened.
+            log.backendChanged(pool.table.addresses[Int(id)], "down", "connect failed: \(failure) (\(state.failStreak) in a row)")
         }
     }
 
+    /// The pair idled out while its client waited for an answer. A silent backend may be hung, or may
+    /// speak a protocol that goes quiet by design (a log sink, a blocking pop, a long poll): a health
+    /// check of it decides, and the timeout alone counts for nothing.
     private mutating func backendSilent(_ id: BackendID) {
-        guard id >= 0 else { return }
-        let (transition, state) = pool.apply(.silentTimeout, to: id, rise: settings.rise, fall: settings.fall)
-        if transition == .wentDown {
-            log.log("backend \(pool.table.addresses[Int(id)]) down: no answer before the idle timeout (\(state.failStreak)/\(settings.fall))")
-        }
+        guard id >= 0, settings.checkOnIdle else { return }
+        prober.request(id)
     }
 
     /// The backend answered: clear a run of silent timeouts. Reads the health word first so the

@@ -58,7 +58,7 @@ extension Worker {
                     drained = true
                 }
             } catch {
-                return execute(p, p.pointee.lifecycle.failed())
+                return execute(p, p.pointee.lifecycle.failed(.client))
             }
             break
         }
@@ -76,8 +76,8 @@ extension Worker {
                 d.pointee.start += Int32(consumed)
                 // LOCAL, UNKNOWN and unsupported families carry no address: the connection's stand.
                 if let source = header.source, let destination = header.destination {
-                    p.pointee.client = source
-                    p.pointee.local = destination
+                    peers?[p - pairs] = source
+                    locals?[p - pairs] = destination
                 }
                 p.pointee.preamble &= ~PreambleNeeds.proxyHeader
             }
@@ -107,7 +107,7 @@ extension Worker {
 
     private mutating func rejectPreamble(_ p: UnsafeMutablePointer<ConnectionPair>) -> Bool {
         shared.bump(.preambleRejected)
-        return execute(p, p.pointee.lifecycle.failed())
+        return execute(p, p.pointee.lifecycle.preambleRejected())
     }
 
     /// The backend connected and there is a preamble's worth of bytes to deliver or a PROXY header to
@@ -121,11 +121,14 @@ extension Worker {
             p.pointee.clientWaiting = true
         }
         if let version = settings.preamble.send {
-            if p.pointee.local.family == 0 {
-                guard let local = try? Sys.localAddress(of: p.pointee.clientFD) else {
-                    return execute(p, p.pointee.lifecycle.failed())
+            // `peers` is kept whenever a header is sent; the local address only under --accept-proxy.
+            let client = peers![p - pairs]
+            var local = locals?[p - pairs] ?? SocketAddress()
+            if local.family == 0 {
+                guard let address = try? Sys.localAddress(of: p.pointee.clientFD) else {
+                    return execute(p, p.pointee.lifecycle.failed(.client))
                 }
-                p.pointee.local = local
+                local = address
             }
             let room = ProxyProtocol.maxEncodedLength
             if d.pointee.buffer == nil {
@@ -139,7 +142,7 @@ extension Worker {
                 }
             }
             let header = UnsafeMutableRawBufferPointer(start: scratch, count: room)
-            let h = ProxyProtocol.encode(version, source: p.pointee.client, destination: p.pointee.local, into: header)
+            let h = ProxyProtocol.encode(version, source: client, destination: local, into: header)
             // The headroom kept at the front of a preamble buffer (or a consumed header) holds it.
             precondition(h > 0 && Int(d.pointee.start) >= h)
             d.pointee.start -= Int32(h)
@@ -162,7 +165,7 @@ extension Worker {
             case .done(let count): n = count
             }
         } catch {
-            return execute(p, p.pointee.lifecycle.failed())
+            return execute(p, p.pointee.lifecycle.failed(.client))
         }
         if n == 0 {
             d.pointee.sourceEOF = true

@@ -5,6 +5,9 @@ import Synchronization
 /// for the library API and tests, and echoed to stderr unless quiet. Rare by design: never per request.
 public final class EventLog: Sendable {
     private let lines = Mutex<[String]>([])
+    private let events = Mutex<(next: Int, list: [BackendEvent])>((1, []))
+    /// Backend events kept for `backendEvents` (the admin API's `/api/events`).
+    public static let eventCapacity = 512
     private let capacity: Int
     private let echo: Bool
 
@@ -20,6 +23,23 @@ public final class EventLog: Sendable {
         }
         if echo { EventLog.writeStderr("lb: " + line) }
     }
+
+    /// A backend changed state (`up`, `down`, `drain`, `disabled`, `enabled`, `added`, `removed`):
+    /// logged as `backend ADDR STATE: CAUSE` and kept as a structured event.
+    public func backendChanged(_ address: SocketAddress, _ state: String, _ cause: String) {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        let time = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+        events.withLock { e in
+            if e.list.count >= Self.eventCapacity { e.list.removeFirst(e.list.count / 4) }
+            e.list.append(BackendEvent(sequence: e.next, unixTime: time, address: address, state: state, cause: cause))
+            e.next += 1
+        }
+        log("backend \(address) \(state): \(cause)")
+    }
+
+    /// The backend events kept so far, oldest first; `sequence` grows by one per event.
+    public var backendEvents: [BackendEvent] { events.withLock { $0.list } }
 
     /// The lines kept so far, oldest first.
     public var recent: [String] { lines.withLock { $0 } }
@@ -38,4 +58,14 @@ public final class EventLog: Sendable {
             }
         }
     }
+}
+
+/// One backend state change, as `/api/events` reports it.
+public struct BackendEvent: Sendable, Equatable {
+    public var sequence: Int
+    /// Seconds since the Unix epoch.
+    public var unixTime: Double
+    public var address: SocketAddress
+    public var state: String
+    public var cause: String
 }

@@ -9,6 +9,8 @@ struct WorkerSettings: Sendable {
     var rise: Int
     var fall: Int
     var maxProbesInFlight: Int
+    var panicThreshold: Int?
+    var checkOnIdle: Bool
     var workerCount: Int
     /// Accepting pauses once an accepted fd reaches `fdLimit - fdReserve`: the reserve keeps health
     /// checks (and the admin interface) working while clients exhaust the process's fds.
@@ -30,6 +32,8 @@ struct WorkerSettings: Sendable {
         rise = config.health.rise
         fall = config.health.fall
         maxProbesInFlight = config.health.maxInFlight
+        panicThreshold = config.panicThreshold
+        checkOnIdle = config.checkOnIdle
         workerCount = workers
         self.fdLimit = fdLimit
         fdReserve = min(max(32, fdLimit / 100), fdLimit / 4)

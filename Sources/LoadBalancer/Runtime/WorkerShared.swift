@@ -14,6 +14,10 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     /// Preambles not complete within `--preamble-timeout`.
     case preambleTimeouts
     case buffersInUse, pipesInUse
+    /// Backend connect attempts started, and those that were retries after a failure.
+    case connectAttempts, retries
+    /// Access-log records dropped because the logger had not caught up (never the traffic).
+    case accessLogDropped
 }
 
 /// A snapshot of counters (one worker's, or the sum over workers): `counters[.accepted]`.
@@ -58,17 +62,25 @@ final class WorkerShared: Sendable {
     /// nonisolated(unsafe): the pointer never changes after init, and every access to what it points
     /// at is atomic.
     nonisolated(unsafe) private let cells: UnsafeMutablePointer<Atomic<Int>>
+    /// Close reasons, connect failure causes and histograms (`MetricLayout`), same rule as `cells`.
+    nonisolated(unsafe) let extra: UnsafeMutablePointer<Atomic<Int>>
+    /// Closed pairs waiting for the access-log writer; nil while the access log is off.
+    let accessLog: AccessLogRing?
 
-    init(index: Int) throws(SystemError) {
+    init(index: Int, accessLogCapacity: Int = 0) throws(SystemError) {
         self.index = index
         wakeFD = try Sys.eventFD()
         cells = .allocate(capacity: WorkerCounter.allCases.count)
         for i in 0..<WorkerCounter.allCases.count { (cells + i).initialize(to: Atomic(0)) }
+        extra = .allocate(capacity: MetricLayout.total)
+        for i in 0..<MetricLayout.total { (extra + i).initialize(to: Atomic(0)) }
+        accessLog = accessLogCapacity > 0 ? AccessLogRing(capacity: accessLogCapacity) : nil
     }
 
     deinit {
         Sys.close(wakeFD)
         cells.deallocate()
+        extra.deallocate()
     }
 
     func send(_ command: WorkerCommand) {

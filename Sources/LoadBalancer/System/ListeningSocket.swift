@@ -3,11 +3,12 @@ import Glibc
 /// Opening listeners and outgoing sockets: the few multi-call sequences, kept out of the event loop.
 public enum Sockets {
     /// A non-blocking listener with SO_REUSEADDR (and SO_REUSEPORT when several workers each open one
-    /// on the same address: the kernel then spreads new connections across them). With `noDelay`, the
-    /// listener carries TCP_NODELAY, which accepted sockets inherit: one setsockopt per listener
-    /// instead of one per connection.
-    public static func listen(on address: SocketAddress, backlog: Int32, reusePort: Bool, noDelay: Bool = false) throws(SystemError) -> Int32 {
-        let fd = try bind(on: address, reusePort: reusePort, noDelay: noDelay)
+    /// on the same address: the kernel then spreads new connections across them). With `proxied`, the
+    /// listener carries what a proxied stream needs, which accepted sockets inherit (one setsockopt per
+    /// listener instead of one per connection): TCP_NODELAY, and SO_OOBINLINE so an urgent byte stays
+    /// in the stream to be passed on.
+    public static func listen(on address: SocketAddress, backlog: Int32, reusePort: Bool, proxied: Bool = false) throws(SystemError) -> Int32 {
+        let fd = try bind(on: address, reusePort: reusePort, proxied: proxied)
         do throws(SystemError) {
             try Sys.listen(fd, backlog: backlog)
             return fd
@@ -19,11 +20,14 @@ public enum Sockets {
 
     /// The first half of `listen`: a non-blocking socket with the same options, bound to `address` but
     /// not listening. On error the socket is closed and the error thrown.
-    public static func bind(on address: SocketAddress, reusePort: Bool, noDelay: Bool = false) throws(SystemError) -> Int32 {
+    public static func bind(on address: SocketAddress, reusePort: Bool, proxied: Bool = false) throws(SystemError) -> Int32 {
         let fd = try Sys.socket(family: address.family)
         do throws(SystemError) {
             try Sys.setReuseAddress(fd)
-            if noDelay { try Sys.setNoDelay(fd) }
+            if proxied {
+                try Sys.setNoDelay(fd)
+                try Sys.setUrgentInline(fd)
+            }
             if reusePort { try Sys.setReusePort(fd) }
             if address.isIPv6 { try Sys.setV6Only(fd) }
             do throws(SystemError) {
@@ -36,5 +40,17 @@ public enum Sockets {
             Sys.close(fd)
             throw error
         }
+    }
+
+    /// Throws EADDRINUSE (as `bind ADDRESS`) when another socket already listens on `address`, or on an
+    /// address that overlaps it (a wildcard on the same port). SO_REUSEPORT would let a second process
+    /// of the same user join the listening group and silently take a share of the connections; a plain
+    /// bind, which this tries and undoes, is refused as for any program. Port 0 is always free.
+    /// (Two processes starting in the same instant could both pass; a handover of listening sockets
+    /// does not bind at all.)
+    public static func requireUnused(_ address: SocketAddress) throws(SystemError) {
+        guard address.port != 0 else { return }
+        let fd = try bind(on: address, reusePort: false)
+        Sys.close(fd)
     }
 }

@@ -133,6 +133,11 @@ public enum Sys {
         _ = try retrying("setsockopt(TCP_NODELAY)") { Int(lb_set_nodelay(fd)) }
     }
 
+    /// SO_OOBINLINE: keeps a TCP urgent byte in the stream instead of skipping it on read.
+    public static func setUrgentInline(_ fd: Int32) throws(SystemError) {
+        _ = try retrying("setsockopt(SO_OOBINLINE)") { Int(lb_set_oobinline(fd)) }
+    }
+
     public static func setReuseAddress(_ fd: Int32) throws(SystemError) {
         _ = try retrying("setsockopt(SO_REUSEADDR)") { Int(lb_set_reuseaddr(fd)) }
     }

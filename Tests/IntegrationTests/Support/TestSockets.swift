@@ -166,9 +166,13 @@ final class TestServer: Sendable {
     let accepted = Atomic<Int>(0)
     private let stopped = Atomic<Bool>(false)
 
-    init(v6: Bool = false, handler: @escaping @Sendable (Int32) -> Void) {
-        var address = SocketAddress(host: v6 ? "::1" : "127.0.0.1", port: 0)!
+    /// `port` 0 picks a free one; a given port (one a stopped server held, to restart it) is bound with
+    /// SO_REUSEADDR so the old one's TIME_WAIT connections do not stand in the way.
+    init(v6: Bool = false, port: UInt16 = 0, handler: @escaping @Sendable (Int32) -> Void) {
+        var address = SocketAddress(host: v6 ? "::1" : "127.0.0.1", port: port)!
         let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         precondition(address.withSockaddr { bind(fd, $0, $1) } == 0, "bind")
         precondition(listen(fd, 512) == 0, "listen")
         _ = address.withMutableSockaddr { getsockname(fd, $0, $1) }

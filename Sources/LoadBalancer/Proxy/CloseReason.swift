@@ -1,0 +1,79 @@
+/// Why a pair ended, as the lifecycle decided it: what the access log prints and `/metrics` counts.
+/// Modelled on HAProxy's tcplog termination states (doc/configuration.txt, "Session state at
+/// disconnection"): a two-letter `code` says who ended it and how, `name` says it in words.
+public enum CloseReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    /// Still open.
+    case none = 0
+    /// Both directions ended cleanly; the client sent its FIN first.
+    case clientClosed
+    /// Both directions ended cleanly; the backend sent its FIN first.
+    case backendClosed
+    /// The client reset the connection or an error hit its socket.
+    case clientReset
+    /// The backend reset the connection or an error hit its socket.
+    case backendReset
+    /// No byte moved either way for the idle timeout.
+    case idleTimeout
+    /// One direction had ended and the other stayed open past the FIN timeout.
+    case finTimeout
+    /// Every connect attempt failed (retries spent).
+    case connectFailed
+    /// No backend was available to try.
+    case noBackend
+    /// The drain deadline (shutdown) closed it.
+    case drain
+    /// lb itself ran short (fds, local ports, memory).
+    case limit
+    /// The client did not finish its preamble (PROXY header) within `--preamble-timeout`.
+    case preambleTimeout
+    /// The client's preamble was refused: a malformed, truncated or oversized PROXY header.
+    case badPreamble
+
+    /// `client_closed`, `backend_reset`, ...: a word to grep for.
+    public var name: String {
+        switch self {
+        case .none: "open"
+        case .clientClosed: "client_closed"
+        case .backendClosed: "backend_closed"
+        case .clientReset: "client_reset"
+        case .backendReset: "backend_reset"
+        case .idleTimeout: "idle_timeout"
+        case .finTimeout: "fin_timeout"
+        case .connectFailed: "connect_failed"
+        case .noBackend: "no_backend"
+        case .drain: "drain"
+        case .limit: "limit"
+        case .preambleTimeout: "preamble_timeout"
+        case .badPreamble: "bad_preamble"
+        }
+    }
+
+    /// HAProxy-style: the first letter says who ended the pair (C client, S server/backend, L lb
+    /// itself, K killed by shutdown, R resources), the second in what way (- clean close, R reset,
+    /// I idle timeout, F FIN timeout, C connect, N no backend, D drain, T preamble timeout, P bad
+    /// preamble).
+    public var code: String {
+        switch self {
+        case .none: "--"
+        case .clientClosed: "C-"
+        case .backendClosed: "S-"
+        case .clientReset: "CR"
+        case .backendReset: "SR"
+        case .idleTimeout: "LI"
+        case .finTimeout: "LF"
+        case .connectFailed: "SC"
+        case .noBackend: "LN"
+        case .drain: "KD"
+        case .limit: "RC"
+        case .preambleTimeout: "CT"
+        case .badPreamble: "CP"
+        }
+    }
+
+    public var description: String { name }
+}
+
+/// Which socket of a pair an error came from.
+public enum PairSide: Sendable {
+    case client, backend
+}

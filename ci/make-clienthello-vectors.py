@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes Tests/UnitTests/ClientHelloVectors.swift: real TLS ClientHellos made by this machine's
+"""Writes Tests/UnitTests/ClientHelloVectors.swift (and the same file in Tests/IntegrationTests): real TLS ClientHellos made by this machine's
 OpenSSL through Python's ssl module (memory BIOs, no network), plus variants derived from them by
 re-serialising the same handshake: GREASE extensions added (RFC 8701), server_name moved last, and
 the handshake split over several TLS records. Run it again to refresh the vectors; the tests only
@@ -122,6 +122,8 @@ for name, sni, data in vectors:
     lines.append("            " + h)
     lines.append('            """.filter { !$0.isWhitespace }),')
 lines += ["    ]", "}", ""]
-out = os.path.join(os.path.dirname(__file__), "..", "Tests", "UnitTests", "ClientHelloVectors.swift")
-open(out, "w").write("\n".join(lines))
-print("wrote", out, [(n, len(d)) for n, _, d in vectors])
+for target in ["UnitTests", "IntegrationTests"]:
+    out = os.path.join(os.path.dirname(__file__), "..", "Tests", target, "ClientHelloVectors.swift")
+    open(out, "w").write("\n".join(lines))
+    print("wrote", out)
+print([(n, len(d)) for n, _, d in vectors])

@@ -281,3 +281,96 @@ import Testing
         }
     }
 }
+
+/// TLS server names over real sockets, with ClientHellos OpenSSL made: the listener serves only the
+/// names it lists, and the ClientHello reaches the backend unchanged, as its first bytes.
+@Suite struct ServerNameTests {
+    init() { _ = lb_ignore_sigpipe() }
+
+    static func vector(_ name: String) -> [UInt8] { ClientHelloVectors.all.first { $0.name == name }!.bytes }
+
+    @Test func listedNamesPassUnchanged() throws {
+        let backend = PreambleTests.RecordingBackend()
+        defer { backend.stop() }
+        try withBalancer(backends: [backend.address], configure: {
+            $0.serverNames = ["a.example.com", "*.b.example", "api.example.org"]
+        }) { lb, address in
+            for name in ["tls13", "tls12", "grease", "paddedSNILast", "threeRecords", "alpn"] {
+                let hello = Self.vector(name)
+                let before = backend.log.items.withLock { $0.count }
+                let (_, answer, _) = PreambleTests.exchange(address, hello + Array("after".utf8))
+                #expect(answer == "done", "\(name)")
+                #expect(eventually { backend.log.items.withLock { $0.count } == before + 1 })
+                let got = backend.log.items.withLock { $0.last }
+                let same = got == hello + Array("after".utf8)
+                #expect(same, "\(name): \(got?.count ?? -1) bytes")
+            }
+            #expect(lb.counters[.serverNameRefused] == 0 && lb.counters[.preambleRejected] == 0)
+        }
+    }
+
+    /// The ClientHello in three writes, each read by lb before the next is sent (its buffer is taken
+    /// on the first read: the gauge says when).
+    @Test func splitClientHello() throws {
+        let backend = PreambleTests.RecordingBackend()
+        defer { backend.stop() }
+        try withBalancer(backends: [backend.address], workers: 1, configure: { $0.serverNames = ["a.example.com"] }) { lb, address in
+            let hello = Self.vector("tls13")
+            guard case .success(let fd) = TestSocket.connect(address) else { Issue.record("connect"); return }
+            defer { close(fd) }
+            TestSocket.sendAll(fd, Array(hello[..<3]))
+            #expect(eventually { lb.counters[.buffersInUse] == 1 })
+            TestSocket.sendAll(fd, Array(hello[3..<200]))
+            TestSocket.sendAll(fd, Array(hello[200...]))
+            TestSocket.shutdownWrite(fd)
+            #expect(String(decoding: TestSocket.readAll(fd).bytes, as: UTF8.self) == "done")
+            #expect(eventually { backend.first != nil })
+            let same = backend.first == hello
+            #expect(same)
+        }
+    }
+
+    @Test(arguments: [
+        ("noSNI", "unknown"), ("tls12", "unknown"),  // no name; a name not listed
+        ("http", "bad"), ("truncated", "bad"),
+    ])
+    func refused(vector: String, kind: String) throws {
+        let backend = PreambleTests.RecordingBackend()
+        defer { backend.stop() }
+        try withBalancer(backends: [backend.address], configure: { $0.serverNames = ["a.example.com", "*.example.org"] }) { lb, address in
+            let bytes: [UInt8]
+            switch vector {
+            case "http": bytes = Array("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n".utf8)
+            case "truncated": bytes = Array(Self.vector("tls13").prefix(60))  // ends inside the session id, before the name
+            default: bytes = Self.vector(vector)
+            }
+            let (_, answer, end) = PreambleTests.exchange(address, bytes)
+            #expect(answer.isEmpty && end == .reset)
+            if kind == "unknown" {
+                #expect(eventually { lb.counters[.serverNameRefused] == 1 })
+            } else {
+                #expect(eventually { lb.counters[.preambleRejected] == 1 })
+            }
+            #expect(eventually { lb.counters[.activePairs] == 0 && lb.counters[.buffersInUse] == 0 })
+            #expect(backend.server.accepted.load(ordering: .relaxed) == 0)
+        }
+    }
+
+    /// PROXY header, then ClientHello, then the header sent on: all three preamble parts together.
+    @Test func proxyThenClientHelloThenSend() throws {
+        let backend = PreambleTests.RecordingBackend()
+        defer { backend.stop() }
+        try withBalancer(backends: [backend.address], configure: {
+            $0.serverNames = ["*.example.com"]
+            $0.acceptProxy = true
+            $0.proxyProtocol = .v1
+        }) { _, address in
+            let hello = Self.vector("grease")
+            let (_, answer, _) = PreambleTests.exchange(address, Array("PROXY TCP4 192.0.2.9 192.0.2.1 5555 443\r\n".utf8) + hello)
+            #expect(answer == "done")
+            #expect(eventually { backend.first != nil })
+            let same = backend.first == Array("PROXY TCP4 192.0.2.9 192.0.2.1 5555 443\r\n".utf8) + hello
+            #expect(same)
+        }
+    }
+}

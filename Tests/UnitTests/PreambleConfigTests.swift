@@ -16,6 +16,11 @@ import Testing
         #expect(!c.acceptProxy)
         #expect(c.acceptProxyFrom == AddressRange.loopback)
         #expect(c.preambleTimeout == .seconds(3))
+        #expect(c.serverNames.isEmpty)
+    }
+
+    @Test func serverNames() throws {
+        #expect(try run(["--server-name", "A.Example.com", "--server-name=*.b.example"]).serverNames == ["a.example.com", "*.b.example"])
     }
 
     @Test func flags() throws {
@@ -38,6 +43,9 @@ import Testing
          "--accept-proxy-from example.com: bad address 'example.com' (expected numeric IPv4 or IPv6, like 10.0.0.0/8 or fd00::/8)"),
         (["--accept-proxy-from", "10.0.0.0/8"], "--accept-proxy-from: only applies with --accept-proxy"),
         (["--preamble-timeout", "0s"], "--preamble-timeout 0s: must be more than zero"),
+        (["--server-name", "a..b"], "--server-name a..b: server name 'a..b': expected a DNS name like a.example.com or *.example.com"),
+        (["--server-name", "*"], "--server-name *: server name '*': expected a DNS name like a.example.com or *.example.com"),
+        (["--server-name", "a.com", "--server-name", "A.COM"], "--server-name: server name 'a.com' listed twice"),
         (["--preamble-timeout", "3"], "--preamble-timeout 3: expected a duration like 250ms, 2s or 1m"),
     ])
     func badFlags(args: [String], message: String) {

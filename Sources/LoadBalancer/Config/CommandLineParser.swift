@@ -50,7 +50,9 @@ public enum CommandLineParser {
       --proxy-protocol v1|v2  send a PROXY protocol header to backends (default: none)
       --accept-proxy          clients must start with a PROXY v1/v2 header
       --accept-proxy-from CIDR  peers allowed to send it, repeatable (default 127.0.0.0/8 and ::1)
-      --preamble-timeout DUR  bound on reading a PROXY header (default 3s)
+      --preamble-timeout DUR  bound on reading a PROXY header or TLS ClientHello (default 3s)
+      --server-name NAME      serve only TLS clients asking for NAME (a.example.com or *.example.com),
+                              repeatable; others are refused (default: any client, not read)
       --quiet                 do not log backend state changes
       --admin ADDR|off        admin API, metrics and dashboard on HOST:PORT (default off;
                               127.0.0.1:9090 with --demo)
@@ -164,6 +166,8 @@ public enum CommandLineParser {
                 acceptFrom.append(try args.value(for: flag, AddressRange.parse))
             case "--preamble-timeout":
                 config.preambleTimeout = try args.positiveDuration(for: flag)
+            case "--server-name":
+                config.serverNames.append(try args.value(for: flag, ServerNameRouter.validate))
             case "--quiet":
                 config.logBackendChanges = false
             case "--admin":
@@ -212,6 +216,13 @@ public enum CommandLineParser {
                 throw ConfigError(flag: "--accept-proxy-from", value: nil, reason: "only applies with --accept-proxy")
             }
             config.acceptProxyFrom = acceptFrom
+        }
+        if !config.serverNames.isEmpty {
+            do {
+                _ = try ServerNameRouter(routes: [(names: config.serverNames, target: 0)], defaultTarget: nil)
+            } catch {
+                throw ConfigError(flag: "--server-name", value: nil, reason: error.reason)
+            }
         }
         if demo != nil { demo = demoSettings }
         switch adminFlag {

@@ -104,6 +104,9 @@ public struct Configuration: Sendable {
     public var acceptProxyFrom: [AddressRange] = AddressRange.loopback
     /// How long a client may take to send its preamble (PROXY header, TLS ClientHello).
     public var preambleTimeout: Duration = .seconds(3)
+    /// TLS server names this service serves (`a.example.com`, `*.example.com`); empty: any connection.
+    /// When set, each client's ClientHello is read first and a name not listed is refused.
+    public var serverNames: [String] = []
 
     public init() {}
 

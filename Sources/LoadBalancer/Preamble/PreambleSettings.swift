@@ -14,12 +14,17 @@ struct PreambleSettings: Sendable {
     var trusted: [AddressRange]
     /// Nanoseconds.
     var timeout: UInt64
+    /// Picks the target for a TLS server name; nil when no ClientHello is read. Targets are service
+    /// indexes: the flag-described service is 0 and has no default, so an unlisted name is refused.
+    var router: ServerNameRouter?
 
     init(_ config: Configuration) {
         send = config.proxyProtocol
         acceptProxy = config.acceptProxy
         trusted = config.acceptProxyFrom
         timeout = config.preambleTimeout.nanoseconds
+        // Validated when parsed; a name the router refuses here (a library caller's) reads no ClientHello.
+        router = config.serverNames.isEmpty ? nil : try? ServerNameRouter(routes: [(names: config.serverNames, target: 0)], defaultTarget: nil)
     }
 
     /// Room kept before preamble bytes in their buffer, so the header sent on fits in front of them

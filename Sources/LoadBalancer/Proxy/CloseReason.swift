@@ -26,8 +26,11 @@ public enum CloseReason: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case limit
     /// The client did not finish its preamble (PROXY header) within `--preamble-timeout`.
     case preambleTimeout
-    /// The client's preamble was refused: a malformed, truncated or oversized PROXY header.
+    /// The client's preamble was refused: a malformed, truncated or oversized PROXY header or TLS
+    /// ClientHello, or bytes that are not TLS where a ClientHello was expected.
     case badPreamble
+    /// A TLS ClientHello without a server name, or naming one no service serves.
+    case unknownServerName
 
     /// `client_closed`, `backend_reset`, ...: a word to grep for.
     public var name: String {
@@ -45,13 +48,14 @@ public enum CloseReason: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .limit: "limit"
         case .preambleTimeout: "preamble_timeout"
         case .badPreamble: "bad_preamble"
+        case .unknownServerName: "unknown_server_name"
         }
     }
 
     /// HAProxy-style: the first letter says who ended the pair (C client, S server/backend, L lb
     /// itself, K killed by shutdown, R resources), the second in what way (- clean close, R reset,
     /// I idle timeout, F FIN timeout, C connect, N no backend, D drain, T preamble timeout, P bad
-    /// preamble).
+    /// preamble, S server name nobody serves).
     public var code: String {
         switch self {
         case .none: "--"
@@ -67,6 +71,7 @@ public enum CloseReason: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .limit: "RC"
         case .preambleTimeout: "CT"
         case .badPreamble: "CP"
+        case .unknownServerName: "CS"
         }
     }
 

@@ -135,10 +135,11 @@ public struct PairLifecycle: Equatable, Sendable {
     }
 
     /// The preamble was refused (malformed, truncated, too large): a reset.
-    public mutating func preambleRejected() -> PairActions {
+    /// `unroutable`: a well-formed preamble asking for a server name nobody serves (or none).
+    public mutating func preambleRejected(unroutable: Bool = false) -> PairActions {
         guard phase == .preamble else { return PairActions() }
         phase = .closed
-        closeReason = .badPreamble
+        closeReason = unroutable ? .unknownServerName : .badPreamble
         return PairActions(.abort)
     }
 

@@ -1,7 +1,7 @@
 import Glibc
 
-/// The preamble phase: a client that must first say who it is (`--accept-proxy`) is read before a
-/// backend is picked, into one pooled buffer, bounded by the buffer's size and `--preamble-timeout`.
+/// The preamble phase: a client that must first say who it is (`--accept-proxy`) or which server it
+/// wants (`--server-name`: its TLS ClientHello) is read before a backend is picked, into one pooled buffer, bounded by the buffer's size and `--preamble-timeout`.
 /// What follows the header in that buffer is the client's first bytes: they go to the backend once,
 /// in the first write (after the PROXY header sent on, when `--proxy-protocol` is set), and the
 /// buffer goes back to the pool as soon as they are delivered. Pairs that need no preamble never come
@@ -13,14 +13,15 @@ extension Worker {
     /// the client is refused: `--accept-proxy` and the peer is not trusted to send a header. It is
     /// closed with a reset at once (spec section 5: only known sources may use the protocol).
     mutating func preambleNeeds(clientFD fd: Int32, peer: SocketAddress) -> UInt8? {
-        guard settings.preamble.acceptProxy else { return 0 }
+        let sni = settings.preamble.router == nil ? 0 : PreambleNeeds.serverName
+        guard settings.preamble.acceptProxy else { return sni }
         guard settings.preamble.trusted.containsAddress(peer) else {
             _ = try? Sys.setLingerReset(fd)
             Sys.close(fd)
             shared.bump(.proxyUntrusted)
             return nil
         }
-        return PreambleNeeds.proxyHeader
+        return PreambleNeeds.proxyHeader | sni
     }
 
     /// An event on the client while its preamble is awaited: read what came, and decide once it is
@@ -82,6 +83,26 @@ extension Worker {
                 p.pointee.preamble &= ~PreambleNeeds.proxyHeader
             }
         }
+        if p.pointee.preamble & PreambleNeeds.serverName != 0 {
+            // After the PROXY header, if any: the ClientHello is the client's first bytes. It stays in
+            // the buffer (it is for the backend); only its name is copied, into the scratch buffer.
+            let bytes = UnsafeRawBufferPointer(start: buffer + Int(d.pointee.start), count: Int(d.pointee.end - d.pointee.start))
+            let name = UnsafeMutableRawBufferPointer(start: scratch, count: ClientHello.maxNameLength)
+            switch ClientHello.serverName(in: bytes, into: name, ended: ended) {
+            case .needMore:
+                if full { return rejectPreamble(p) }  // a ClientHello larger than the buffer
+                return true
+            case .invalid, .notTLS:
+                return rejectPreamble(p)
+            case .noSNI:
+                return refuseServerName(p)
+            case .ok(let length):
+                guard settings.preamble.router?.route(UnsafeRawBufferPointer(rebasing: name[..<length])) != nil else {
+                    return refuseServerName(p)
+                }
+                p.pointee.preamble &= ~PreambleNeeds.serverName
+            }
+        }
         if p.pointee.preamble != 0 { return true }
 
         // Whole: what is left in the buffer is the client's first bytes, held until the backend takes them.
@@ -103,6 +124,11 @@ extension Worker {
         }
         p.pointee.lastActivity = now
         return execute(p, p.pointee.lifecycle.preambleDone(now: now, settings: settings.pair))
+    }
+
+    private mutating func refuseServerName(_ p: UnsafeMutablePointer<ConnectionPair>) -> Bool {
+        shared.bump(.serverNameRefused)
+        return execute(p, p.pointee.lifecycle.preambleRejected(unroutable: true))
     }
 
     private mutating func rejectPreamble(_ p: UnsafeMutablePointer<ConnectionPair>) -> Bool {

@@ -13,6 +13,8 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     case preambleRejected
     /// Preambles not complete within `--preamble-timeout`.
     case preambleTimeouts
+    /// TLS clients refused for their server name: none given, or one no service serves.
+    case serverNameRefused
     case buffersInUse, pipesInUse
     /// Backend connect attempts started, and those that were retries after a failure.
     case connectAttempts, retries

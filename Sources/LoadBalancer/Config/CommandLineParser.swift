@@ -305,7 +305,7 @@ public enum CommandLineParser {
             do {
                 _ = try ServerNameRouter(routes: [(names: state.config.serverNames, target: 0)], defaultTarget: nil)
             } catch {
-                throw ConfigError(flag: flag, value: state.config.serverNames.last, reason: error.reason)
+                throw ConfigError(flag: flag, value: nil, reason: error.reason)
             }
         case "--quiet":
             state.config.logBackendChanges = !(try args.boolean(for: flag))

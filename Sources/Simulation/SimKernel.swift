@@ -92,6 +92,17 @@ public enum SimKernel: Kernel {
         return Int32(try Sys.retrying("fcntl(F_DUPFD_CLOEXEC)") { w.sysDuplicate(fd) })
     }
 
+    public static func localAddress(of fd: Int32) throws(SystemError) -> SocketAddress {
+        let w = world
+        var address = SocketAddress()
+        _ = try Sys.retrying("getsockname") {
+            guard let a = w.sysLocalAddress(fd) else { return -1 }
+            address = a
+            return 0
+        }
+        return address
+    }
+
     public static func shutdownWrite(_ fd: Int32) throws(SystemError) {
         let w = world
         try Sys.shuttingDown { w.sysShutdownWrite(fd) }

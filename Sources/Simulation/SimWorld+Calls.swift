@@ -433,6 +433,13 @@ extension SimWorld {
         return 0
     }
 
+    /// getsockname(2): the address the socket is bound to (an accepted socket has its listener's).
+    public func sysLocalAddress(_ fd: Int32) -> SocketAddress? {
+        guard let s = socketFile(fd) else { _ = misuse("getsockname", fd); return nil }
+        record("getsockname", fd, Int(s.local.port))
+        return s.local
+    }
+
     /// fcntl(F_DUPFD): a second fd for one file is not modelled (only a takeover asks for it, and the
     /// simulation runs none), so asking is a failure of the run, not a silent refusal.
     public func sysDuplicate(_ fd: Int32) -> Int {

@@ -18,8 +18,8 @@ import Testing
         let path = try #require(Self.lb, "the lb executable is not built next to the tests")
         let lb = try Subprocess(path, ["--listen", listen, "--quiet"] + arguments)
         try #require(eventually { lb.stderr.contains("lb: listening on ") }, "no start-up line: \(lb.stderr)")
-        let line = lb.stderr.split(separator: "\n").first { $0.hasPrefix("lb: listening on ") }!
-        let text = line.dropFirst("lb: listening on ".count).prefix { $0 != " " && $0 != "," }
+        let line = lb.stderr.split(separator: "\n").first { $0.contains("lb: listening on ") }!
+        let text = line.split(separator: "lb: listening on ", maxSplits: 1)[1].prefix { $0 != " " && $0 != "," }
         let port = try #require(UInt16(text.split(separator: ":").last ?? ""))
         return (lb, SocketAddress(host: "127.0.0.1", port: port)!)
     }

@@ -70,6 +70,12 @@ public enum CommandLineParser {
                               health (default 0: when none is up)
       --check-on-idle on|off  an idle timeout with the client waiting starts a health check of
                               that backend, which decides (default on); off: no signal at all
+      --proxy-protocol v1|v2  send a PROXY protocol header to backends (default: none)
+      --accept-proxy          clients must start with a PROXY v1/v2 header
+      --accept-proxy-from CIDR  peers allowed to send it, repeatable (default 127.0.0.0/8 and ::1)
+      --preamble-timeout DUR  bound on reading a PROXY header or TLS ClientHello (default 3s)
+      --server-name NAME      serve only TLS clients asking for NAME (a.example.com or *.example.com),
+                              repeatable; others are refused (default: any client, not read)
       --quiet                 do not log backend state changes
       --admin ADDR|off        admin API, metrics and dashboard on HOST:PORT (default off;
                               127.0.0.1:9090 with --demo)
@@ -111,6 +117,8 @@ public enum CommandLineParser {
         var accessLogFormat: AccessLogSettings.Format?
         var configPath: String?
         var check = false
+        /// `--accept-proxy-from` given: its first use replaces the loopback default.
+        var acceptFromSet = false
 
         /// The configuration the flags describe (listeners and backends in place), with the checks
         /// between flags done. Cross-value checks are `Configuration.validate`'s.
@@ -131,6 +139,9 @@ public enum CommandLineParser {
                     throw ConfigError(flag: "--access-log-format", value: nil, reason: "only applies with --access-log")
                 }
                 config.accessLog!.format = format
+            }
+            if acceptFromSet && !config.acceptProxy {
+                throw ConfigError(flag: "--accept-proxy-from", value: nil, reason: "only applies with --accept-proxy")
             }
             if let demoOnlyFlag, demo == nil {
                 throw ConfigError(flag: demoOnlyFlag, value: nil, reason: "only applies with --demo")
@@ -277,6 +288,25 @@ public enum CommandLineParser {
             }
         case "--check-on-idle":
             state.config.checkOnIdle = try args.value(for: flag, ValueParsers.boolean)
+        case "--proxy-protocol":
+            let version: ProxyProtocolVersion = try args.value(for: flag, else: "expected v1 or v2", ProxyProtocolVersion.init(rawValue:))
+            state.config.proxyProtocol = version
+        case "--accept-proxy":
+            state.config.acceptProxy = try args.boolean(for: flag)
+        case "--accept-proxy-from":
+            let range = try args.value(for: flag, AddressRange.parse)
+            if !state.acceptFromSet { state.config.acceptProxyFrom = [] }
+            state.acceptFromSet = true
+            state.config.acceptProxyFrom.append(range)
+        case "--preamble-timeout":
+            state.config.preambleTimeout = try args.positiveDuration(for: flag)
+        case "--server-name":
+            state.config.serverNames.append(try args.value(for: flag, ServerNameRouter.validate))
+            do {
+                _ = try ServerNameRouter(routes: [(names: state.config.serverNames, target: 0)], defaultTarget: nil)
+            } catch {
+                throw ConfigError(flag: flag, value: nil, reason: error.reason)
+            }
         case "--quiet":
             state.config.logBackendChanges = !(try args.boolean(for: flag))
         case "--admin":

@@ -63,6 +63,10 @@ public enum ConfigFile {
         "backend_max_conns": ("--backend-max-conns", .integer, .service),
         "queue_timeout": ("--queue-timeout", .duration, .service),
         "source": ("--source", .textList, .global),
+        "proxy_protocol": ("--proxy-protocol", .text, .service),
+        "accept_proxy_from": ("--accept-proxy-from", .textList, .service),
+        "preamble_timeout": ("--preamble-timeout", .duration, .service),
+        "server_names": ("--server-name", .textList, .service),
         "allow": ("--allow", .textList, .service),
         "deny": ("--deny", .textList, .service),
         "max_conns_per_source": ("--max-conns-per-source", .integer, .service),
@@ -166,6 +170,11 @@ public enum ConfigFile {
             state.config.logBackendChanges = !b
             return
         }
+        if key == "accept_proxy" {
+            guard case .bool(let b) = value else { throw error(path, "expected true or false, got \(value.kind)") }
+            state.config.acceptProxy = b
+            return
+        }
         guard let k = keys[key] else { throw error(path, "unknown key (see docs/config.md)") }
         if inService && k.scope == .global { throw error(path, "only allowed at the top level") }
         if case .textList = k.kind {
@@ -175,6 +184,8 @@ public enum ConfigFile {
             case "allow": state.config.admission.allow = []
             case "deny": state.config.admission.deny = []
             case "source": state.config.sources = []
+            case "accept_proxy_from": state.config.acceptProxyFrom = []
+            case "server_names": state.config.serverNames = []
             default: break
             }
             for (i, item) in items.enumerated() {

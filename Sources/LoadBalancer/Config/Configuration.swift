@@ -119,6 +119,17 @@ public struct Configuration: Sendable, Equatable {
     public var admin: SocketAddress?
     /// File holding the admin bearer token (`--admin-token-file`); required when `admin` is not loopback.
     public var adminTokenFile: String?
+    /// Send a PROXY protocol header of this version to each backend before the client's bytes (nil: none).
+    public var proxyProtocol: ProxyProtocolVersion?
+    /// Clients must start with a PROXY protocol header (v1 or v2), whose addresses become theirs.
+    public var acceptProxy = false
+    /// The peers allowed to send that header; any other peer is refused with a reset. Loopback only.
+    public var acceptProxyFrom: [AddressRange] = AddressRange.loopback
+    /// How long a client may take to send its preamble (PROXY header, TLS ClientHello).
+    public var preambleTimeout: Duration = .seconds(3)
+    /// TLS server names this service serves (`a.example.com`, `*.example.com`); empty: any connection.
+    /// When set, each client's ClientHello is read first and a name not listed is refused.
+    public var serverNames: [String] = []
 
     public init() {}
 

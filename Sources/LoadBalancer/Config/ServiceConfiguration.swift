@@ -22,6 +22,15 @@ public struct ServiceSettings: Sendable, Equatable {
     public var balancing: BalancingSettings
     /// `max_conns`, `queue_timeout`, `allow`, `deny`, `max_conns_per_source`.
     public var admission: AdmissionSettings
+    /// `proxy_protocol`: the PROXY header sent to backends (nil: none).
+    public var proxyProtocol: ProxyProtocolVersion?
+    /// `accept_proxy`, `accept_proxy_from`: clients start with a PROXY header, from these peers only.
+    public var acceptProxy: Bool
+    public var acceptProxyFrom: [AddressRange]
+    /// `preamble_timeout`.
+    public var preambleTimeout: Duration
+    /// `server_names`: the TLS server names this service serves (empty: any connection).
+    public var serverNames: [String]
 
     /// The top-level settings of `config`.
     public init(_ config: Configuration) {
@@ -37,6 +46,11 @@ public struct ServiceSettings: Sendable, Equatable {
         checkOnIdle = config.checkOnIdle
         balancing = config.balancing
         admission = config.admission
+        proxyProtocol = config.proxyProtocol
+        acceptProxy = config.acceptProxy
+        acceptProxyFrom = config.acceptProxyFrom
+        preambleTimeout = config.preambleTimeout
+        serverNames = config.serverNames
     }
 }
 

@@ -156,10 +156,17 @@ extension Worker {
                 return
             }
             let fd = Int32(raw)
-            let key = wantsPeer ? StableHash.sourceKey(peer) : 0
-            if admission.checksAddress && !admitClient(fd: fd, peer: peer, key: key, admission: admission) { continue }
+            guard let needs = preambleNeeds(clientFD: fd, peer: peer, service: Int(service)) else {
+                admission.release()
+                continue
+            }
+            // Under --accept-proxy the peer is the proxy: the address rules and the balancing key wait
+            // for the header's client address (`admitProxiedClient`).
+            let proxied = needs & PreambleNeeds.proxyHeader != 0
+            let key = wantsPeer && !proxied ? StableHash.sourceKey(peer) : 0
+            if !proxied && admission.checksAddress && !admitClient(fd: fd, peer: peer, key: key, admission: admission) { continue }
             startPair(clientFD: fd, service: service, listener: position, peer: peer, sourceKey: key,
-                      sourceCounted: admission.settings.maxConnsPerSource > 0)
+                      sourceCounted: !proxied && admission.settings.maxConnsPerSource > 0, preamble: needs)
             if Int(fd) >= settings.fdLimit - settings.fdReserve {
                 pauseListeners(.reserveReached(fd: fd))
                 return
@@ -168,18 +175,21 @@ extension Worker {
     }
 
     private mutating func startPair(
-        clientFD fd: Int32, service: UInt16, listener: Int, peer: SocketAddress, sourceKey: UInt64, sourceCounted: Bool
+        clientFD fd: Int32, service: UInt16, listener: Int, peer: SocketAddress, sourceKey: UInt64, sourceCounted: Bool,
+        preamble: UInt8
     ) {
         let index = allocatePair()
         let p = pairs + Int(index)
         p.pointee.clientFD = fd
         p.pointee.service = service
+        p.pointee.preamble = preamble
         p.pointee.lastActivity = now
         p.pointee.sourceKey = sourceKey
         p.pointee.sourceCounted = sourceCounted
         p.pointee.acceptedAt = now
         p.pointee.listener = UInt16(truncatingIfNeeded: listener)
         peers?[Int(index)] = peer
+        locals?[Int(index)] = SocketAddress()
         do {
             try epoll.add(fd, events: Self.streamEvents, data: EventTag.make(EventTag.client, index: index, generation: p.pointee.generation))
         } catch {
@@ -198,6 +208,10 @@ extension Worker {
         s.pointee.activePairs += 1
         s.pointee.service.bump(.accepted, worker: shared.index)
         s.pointee.service.bump(.activePairs, worker: shared.index)
+        if preamble != 0 {
+            _ = execute(p, p.pointee.lifecycle.acceptedAwaitingPreamble(now: now, timeout: s.pointee.settings.preamble.timeout))
+            return
+        }
         _ = execute(p, p.pointee.lifecycle.accepted(now: now, settings: s.pointee.settings.pair))
     }
 

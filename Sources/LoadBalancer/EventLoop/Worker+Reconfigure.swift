@@ -9,6 +9,7 @@ extension Worker {
             services[index].settings = runSettings
             services[index].walk.apply(runSettings)
             services[index].view.panicThreshold = runSettings.panicThreshold
+            keepAddresses(for: runSettings)
         }
         for id in change.closeListeners {
             guard let i = listeners.firstIndex(where: { $0.id == id && $0.fd >= 0 }) else { continue }
@@ -51,7 +52,21 @@ extension Worker {
             serviceCapacity *= 2
         }
         (services + serviceCount).initialize(to: WorkerService(service: service, settings: runSettings, workerIndex: shared.index, now: now))
+        keepAddresses(for: runSettings)
         serviceCount += 1
+    }
+
+    /// A service added or changed by a reload may be the first to need the client's address (or the
+    /// local one a PROXY header names): the tables are made then, for every slot.
+    private mutating func keepAddresses(for runSettings: ServiceRunSettings) {
+        if runSettings.preamble.needsPeers && peers == nil {
+            peers = .allocate(capacity: pairCapacity)
+            peers!.initialize(repeating: SocketAddress(), count: pairCapacity)
+        }
+        if runSettings.preamble.needsLocals && locals == nil {
+            locals = .allocate(capacity: pairCapacity)
+            locals!.initialize(repeating: SocketAddress(), count: pairCapacity)
+        }
     }
 
     private mutating func noteRetireDeadline(_ deadline: UInt64) {

@@ -43,9 +43,15 @@ struct Worker<K: Kernel>: ~Copyable {
     var queuedPairs = 0
 
     var pairs: UnsafeMutablePointer<ConnectionPair>
-    /// Client addresses by pair slot, kept only while the access log is on (nil otherwise, so a pair
-    /// costs no more memory when nobody reads them).
+    /// The client's address by pair slot: the one place a pair's client address lives. It is the peer
+    /// `accept4` reported, replaced by the PROXY header's source under `--accept-proxy`; the access
+    /// log and the PROXY header sent on read it here. Kept only while something reads it (the access
+    /// log, or the PROXY protocol either way); nil otherwise, so a pair costs no more memory.
     var peers: UnsafeMutablePointer<SocketAddress>?
+    /// The address each client connected to, as a PROXY header received said (family 0: none came,
+    /// so it is looked up when a header is sent). Kept only with both `--accept-proxy` and
+    /// `--proxy-protocol`.
+    var locals: UnsafeMutablePointer<SocketAddress>?
     var pairCapacity: Int
     var freeHead: Int32 = -1
     var activePairs = 0
@@ -78,9 +84,13 @@ struct Worker<K: Kernel>: ~Copyable {
         pairCapacity = 256
         pairs = .allocate(capacity: pairCapacity)
         pairs.initialize(repeating: ConnectionPair(), count: pairCapacity)
-        if shared.accessLog != nil {
+        if shared.accessLog != nil || services.contains(where: { $0.1.preamble.needsPeers }) {
             peers = .allocate(capacity: pairCapacity)
             peers!.initialize(repeating: SocketAddress(), count: pairCapacity)
+        }
+        if services.contains(where: { $0.1.preamble.needsLocals }) {
+            locals = .allocate(capacity: pairCapacity)
+            locals!.initialize(repeating: SocketAddress(), count: pairCapacity)
         }
         timers = TimerWheel(capacity: pairCapacity, now: now)
         buffers = BufferPool(size: settings.bufferSize)
@@ -110,6 +120,7 @@ struct Worker<K: Kernel>: ~Copyable {
         pairs.deinitialize(count: pairCapacity)
         pairs.deallocate()
         peers?.deallocate()
+        locals?.deallocate()
         scratch.deallocate()
     }
 
@@ -245,6 +256,7 @@ struct Worker<K: Kernel>: ~Copyable {
                 queueTimedOut(p)
                 continue
             }
+            if p.pointee.lifecycle.phase == .preamble { shared.bump(.preambleTimeouts) }
             let actions = p.pointee.lifecycle.timerFired(
                 now: now, lastActivity: p.pointee.lastActivity, clientWaiting: p.pointee.clientWaiting,
                 settings: pairSettings(p))
@@ -314,6 +326,13 @@ struct Worker<K: Kernel>: ~Copyable {
             (grownPeers + pairCapacity).initialize(repeating: SocketAddress(), count: newCapacity - pairCapacity)
             old.deallocate()
             peers = grownPeers
+        }
+        if let old = locals {
+            let grownLocals = UnsafeMutablePointer<SocketAddress>.allocate(capacity: newCapacity)
+            grownLocals.moveInitialize(from: old, count: pairCapacity)
+            (grownLocals + pairCapacity).initialize(repeating: SocketAddress(), count: newCapacity - pairCapacity)
+            old.deallocate()
+            locals = grownLocals
         }
         for i in stride(from: newCapacity - 1, through: pairCapacity, by: -1) {
             pairs[i].nextFree = freeHead

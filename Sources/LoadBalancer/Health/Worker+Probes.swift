@@ -148,9 +148,9 @@ extension Worker {
             return
         }
         if !s.pointee.requestSent && events & EpollEvents.output != 0 {
-            let sent = svc.pointee.walk.httpRequest.withUnsafeBytes { raw in
-                (try? K.write(s.pointee.fd, raw.baseAddress!, raw.count)) == .done(raw.count)
-            }
+            let sent = writeProbeRequest(s.pointee.fd, request: svc.pointee.walk.httpRequest,
+                                         backend: svc.pointee.pool.table.addresses[Int(s.pointee.backend)],
+                                         preamble: svc.pointee.settings.preamble)
             guard sent else { finishProbe(index, ok: false, failure: .reset); return }
             s.pointee.requestSent = true
         }

@@ -26,6 +26,16 @@ public enum CloseReason: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case limit
     /// Every backend was at its connection limit for the whole queue timeout.
     case queueTimeout
+    /// The client did not finish its preamble (PROXY header) within `--preamble-timeout`.
+    case preambleTimeout
+    /// The client's preamble was refused: a malformed, truncated or oversized PROXY header or TLS
+    /// ClientHello, or bytes that are not TLS where a ClientHello was expected.
+    case badPreamble
+    /// A TLS ClientHello without a server name, or naming one no service serves.
+    case unknownServerName
+    /// The client address a PROXY header gave is denied (`--allow`/`--deny`) or past
+    /// `--max-conns-per-source`. (Refused at accept, before a pair exists, it leaves no record.)
+    case refused
 
     /// `client_closed`, `backend_reset`, ...: a word to grep for.
     public var name: String {
@@ -42,12 +52,17 @@ public enum CloseReason: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .drain: "drain"
         case .limit: "limit"
         case .queueTimeout: "queue_timeout"
+        case .preambleTimeout: "preamble_timeout"
+        case .badPreamble: "bad_preamble"
+        case .unknownServerName: "unknown_server_name"
+        case .refused: "refused"
         }
     }
 
     /// HAProxy-style: the first letter says who ended the pair (C client, S server/backend, L lb
     /// itself, K killed by shutdown, R resources), the second in what way (- clean close, R reset,
-    /// I idle timeout, F FIN timeout, C connect, N no backend, D drain, Q queue timeout).
+    /// I idle timeout, F FIN timeout, C connect, N no backend, D drain, T preamble timeout, P bad
+    /// preamble, S server name nobody serves; LQ queue timeout, LR refused by an address rule).
     public var code: String {
         switch self {
         case .none: "--"
@@ -62,6 +77,10 @@ public enum CloseReason: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .drain: "KD"
         case .limit: "RC"
         case .queueTimeout: "LQ"
+        case .preambleTimeout: "CT"
+        case .badPreamble: "CP"
+        case .unknownServerName: "CS"
+        case .refused: "LR"
         }
     }
 

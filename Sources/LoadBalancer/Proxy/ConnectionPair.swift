@@ -51,6 +51,8 @@ struct ConnectionPair {
     /// The last bytes moved went client to backend: the client is waiting for an answer.
     var clientWaiting = false
     var lifecycle = PairLifecycle()
+    /// What the preamble still waits for (`PreambleNeeds` bits); 0 for pairs that need none.
+    var preamble: UInt8 = 0
     var lastActivity: UInt64 = 0
     /// Monotonic ns at accept and when the backend connect completed (0: not yet): histograms and the access log.
     var acceptedAt: UInt64 = 0

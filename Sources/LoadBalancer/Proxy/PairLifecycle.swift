@@ -80,6 +80,7 @@ public struct PairActions: Equatable, Sendable, CustomStringConvertible {
 /// events in, actions out, time passed in. The event loop owns the sockets and the bytes; this owns
 /// every decision about connecting, retrying, half-close, timeouts and closing.
 ///
+///     preamble --header/ClientHello read--> connecting   (only pairs that need one; timeout or bad bytes: abort)
 ///     connecting --connected--> forwarding --both directions ended--> closed
 ///         |  \--failed, retries left--> connecting (next backend)
 ///         \--failed, none left / no backend--> lingering (502 sent, or not) --client done or timeout--> closed
@@ -88,6 +89,9 @@ public struct PairActions: Equatable, Sendable, CustomStringConvertible {
 ///     connecting/forwarding --idle, FIN or drain timeout--> closed (abort: the streams may be cut short)
 public struct PairLifecycle: Equatable, Sendable {
     public enum Phase: UInt8, Sendable {
+        /// Waiting for the client's first bytes (a PROXY header, a TLS ClientHello) before a backend is
+        /// picked, bounded by the preamble timeout. Pairs that need neither never enter it.
+        case preamble
         case connecting
         case forwarding
         /// An error response was sent; waiting for the client to finish sending so the close is clean.
@@ -119,6 +123,33 @@ public struct PairLifecycle: Equatable, Sendable {
     public mutating func accepted(now: UInt64, settings: PairSettings) -> PairActions {
         attempts = 1
         return PairActions([.connect, .armTimer], deadline: now &+ settings.connectTimeout)
+    }
+
+    /// A client was accepted that must first send its preamble: wait for it, at most `timeout` ns.
+    public mutating func acceptedAwaitingPreamble(now: UInt64, timeout: UInt64) -> PairActions {
+        phase = .preamble
+        return PairActions(.armTimer, deadline: now &+ timeout)
+    }
+
+    /// The preamble was read and accepted: find the client a backend, as `accepted` does.
+    public mutating func preambleDone(now: UInt64, settings: PairSettings) -> PairActions {
+        guard phase == .preamble else { return PairActions() }
+        phase = .connecting
+        return accepted(now: now, settings: settings)
+    }
+
+    /// The preamble was refused (malformed, truncated, too large): a reset.
+    /// `unroutable`: a well-formed preamble asking for a server name nobody serves (or none).
+    public mutating func preambleRejected(unroutable: Bool = false) -> PairActions {
+        preambleRejected(because: unroutable ? .unknownServerName : .badPreamble)
+    }
+
+    /// The preamble ended the pair: closed with a reset, for `reason`.
+    public mutating func preambleRejected(because reason: CloseReason) -> PairActions {
+        guard phase == .preamble else { return PairActions() }
+        phase = .closed
+        closeReason = reason
+        return PairActions(.abort)
     }
 
     /// The current backend's connect completed.
@@ -168,7 +199,7 @@ public struct PairLifecycle: Equatable, Sendable {
             // The client finished sending after our error response: close cleanly now.
             if upstream { phase = .closed; return PairActions(.close) }
             return PairActions()
-        case .closed, .connecting:
+        case .closed, .connecting, .preamble:
             return PairActions()
         case .forwarding:
             if !upstreamEnded && !downstreamEnded { upstreamEndedFirst = upstream }
@@ -197,6 +228,11 @@ public struct PairLifecycle: Equatable, Sendable {
     /// true when the last bytes moved were the client's, delivered to the backend, with no answer since.
     public mutating func timerFired(now: UInt64, lastActivity: UInt64, clientWaiting: Bool, settings: PairSettings) -> PairActions {
         switch phase {
+        case .preamble:
+            // Too slow to say who it is or where it goes: a reset, like any refused preamble.
+            phase = .closed
+            closeReason = .preambleTimeout
+            return PairActions(.abort)
         case .connecting:
             return connectFailed(.timeout, now: now, settings: settings)
         case .lingering:
@@ -226,7 +262,7 @@ public struct PairLifecycle: Equatable, Sendable {
         case .lingering:
             phase = .closed
             return PairActions(.close)
-        case .connecting, .forwarding:
+        case .connecting, .forwarding, .preamble:
             phase = .closed
             closeReason = .drain
             return PairActions(.abort)

@@ -24,6 +24,9 @@ extension Worker {
         let readable = events & Self.readableEvents != 0
 
         switch p.pointee.lifecycle.phase {
+        case .preamble:
+            if !fromBackend { readPreamble(p, events: events) }
+
         case .connecting:
             if fromBackend {
                 if events & (EpollEvents.error | EpollEvents.hangup) != 0 {

@@ -31,6 +31,7 @@ extension Worker {
         if flags.contains(.startForwarding) {
             p.pointee.connectedAt = now
             shared.observeConnect(nanoseconds: now &- p.pointee.acceptedAt)
+            if service(p).pointee.settings.preamble.send != nil || p.pointee.up.hasPending { return startForwardingWithPreamble(p) }
             // Bytes the client sent while we connected are still in its socket: read them now.
             if p.pointee.up.readable || p.pointee.up.sourceHup {
                 guard pump(p, upstream: true) else { return false }

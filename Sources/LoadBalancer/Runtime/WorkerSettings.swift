@@ -44,6 +44,8 @@ struct ServiceRunSettings: Sendable, Equatable {
     var fall: Int
     var panicThreshold: Int?
     var checkOnIdle: Bool
+    /// PROXY protocol both ways, the preamble timeout and the server names this service serves.
+    var preamble: PreambleSettings
 
     init(_ s: ServiceSettings, workerBufferSize: Int) {
         pair = PairSettings(s)
@@ -55,5 +57,6 @@ struct ServiceRunSettings: Sendable, Equatable {
         fall = s.health.fall
         panicThreshold = s.panicThreshold
         checkOnIdle = s.checkOnIdle
+        preamble = PreambleSettings(s)
     }
 }

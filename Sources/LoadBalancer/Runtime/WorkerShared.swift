@@ -8,6 +8,14 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     case acceptPauses, probesStarted, probesFailed
     /// Times a direction moved from copying to splice(2).
     case spliceSwitches
+    /// Clients refused before reading a byte: `--accept-proxy` and the peer is not in `--accept-proxy-from`.
+    case proxyUntrusted
+    /// Preambles refused: a malformed, truncated or oversized PROXY header (or ClientHello).
+    case preambleRejected
+    /// Preambles not complete within `--preamble-timeout`.
+    case preambleTimeouts
+    /// TLS clients refused for their server name: none given, or one no service serves.
+    case serverNameRefused
     case buffersInUse, pipesInUse
     /// Backend connect attempts started, and those that were retries after a failure.
     case connectAttempts, retries

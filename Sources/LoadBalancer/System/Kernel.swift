@@ -44,6 +44,9 @@ public protocol Kernel {
     static func bind(_ fd: Int32, to address: SocketAddress) throws(SystemError)
     /// fcntl(F_DUPFD_CLOEXEC): a second fd for the same socket (listeners handed to a takeover).
     static func duplicate(_ fd: Int32) throws(SystemError) -> Int32
+    /// getsockname(2): the local address of a socket (the address a client reached, a PROXY header's
+    /// destination, or a backend connection's source).
+    static func localAddress(of fd: Int32) throws(SystemError) -> SocketAddress
     /// shutdown(SHUT_WR); ENOTCONN is not an error (the peer is gone).
     static func shutdownWrite(_ fd: Int32) throws(SystemError)
     /// close(2), never retried.
@@ -154,6 +157,9 @@ public enum LinuxKernel: Kernel {
 
     @inline(__always)
     public static func duplicate(_ fd: Int32) throws(SystemError) -> Int32 { try Sys.duplicate(fd) }
+
+    @inline(__always)
+    public static func localAddress(of fd: Int32) throws(SystemError) -> SocketAddress { try Sys.localAddress(of: fd) }
 
     @inline(__always)
     public static func shutdownWrite(_ fd: Int32) throws(SystemError) { try Sys.shutdownWrite(fd) }

@@ -26,6 +26,9 @@ public final class SimulationRun {
         public var badGateways = 0
         public var resets = 0
         public var bytes = 0
+        /// Pairs that waited for a backend place, and accept pauses (fds or max_conns).
+        public var queued = 0
+        public var acceptPauses = 0
     }
 
     public init(seed: UInt64, planted: PlantedFaults = [], clientCount: Int? = nil) {
@@ -85,6 +88,7 @@ public final class SimulationRun {
         config.health.mode = w.uniform(0...3) == 0 ? .all : .downOnly
         config.checkOnIdle = w.uniform(0...1) == 1
         config.panicThreshold = w.uniform(0...2) == 0 ? nil : 0
+        drawServicePaths(&config)
         let backendCount = w.uniform(1...4)
         var specs: [BackendSpec] = []
         for b in 0..<backendCount {
@@ -146,6 +150,32 @@ public final class SimulationRun {
         drainAt = start + 5_500_000_000
     }
 
+    /// The worker paths balancing and admission added, drawn from a stream of their own so the rest
+    /// of the scenario is what the seed gave before them: least-conn, p2c or source-hash on half the
+    /// seeds, `backend_max_conns` (with a queue, or none) on a quarter, `max_conns` on one in six,
+    /// and `--source` addresses (one of them not local: EADDRNOTAVAIL) on one in eight.
+    func drawServicePaths(_ config: inout Configuration) {
+        var r = SplitMix64(seed: seed ^ 0xBA1A_4CE5)
+        switch r.next(below: 50) {
+        case 0..<25: config.balancing.algorithm = .roundRobin
+        case 25..<35: config.balancing.algorithm = .leastConn
+        case 35..<45: config.balancing.algorithm = .p2c
+        // Maglev takes the worker down the same path as source-hash (the client's address asked for
+        // and keyed on), and its 65,537-entry table, rebuilt at health changes, made 2% of the seeds
+        // cost a tenth of the run in a debug build; it is tested on its own (BalancingTests).
+        default: config.balancing.algorithm = .sourceHash
+        }
+        if r.next(below: 4) == 0 {
+            config.balancing.backendMaxConns = 1 + r.next(below: 3)
+            config.admission.queueTimeout = r.next(below: 3) == 0 ? .zero : ms(200 + r.next(below: 1300))
+        }
+        if r.next(below: 6) == 0 { config.admission.maxConns = 2 + r.next(below: 5) }
+        if r.next(below: 8) == 0 {
+            config.sources = [SocketAddress(ipv4: (127, 0, 0, 1), port: 0)]
+            if r.next(below: 2) == 0 { config.sources.append(SocketAddress(ipv4: (127, 0, 0, 9), port: 0)) }
+        }
+    }
+
     var quietAt: UInt64 = 0
     public private(set) var counters = WorkerCounters()
     var eventLog: EventLog?
@@ -194,6 +224,10 @@ public final class SimulationRun {
         let settings = PairSettings(configuration)
         let slack: UInt64 = 60_000_000  // a 10 ms wheel tick, a stalled loop (20 ms), rounding
         let bound = configuration.bufferSize + 16 * 4096
+        let backendLimit = configuration.balancing.backendMaxConns
+        // Each try may wait in the queue first when backends are at their limit.
+        let queueWait = backendLimit > 0 ? configuration.admission.queueTimeout.nanoseconds : 0
+        var perBackend = [Int](repeating: 0, count: backends.count)
         while driver.isRunning && w.failure == nil && steps < 2_000_000 {
             driver.step()
             steps += 1
@@ -217,7 +251,7 @@ public final class SimulationRun {
                         fail("pair in slot \(p.slot) gave up after \(p.attempts) connect attempts of \(settings.retries + 1)")
                     }
                 case .connecting:
-                    let limit = UInt64(settings.retries + 1) * settings.connectTimeout + slack
+                    let limit = UInt64(settings.retries + 1) * (settings.connectTimeout + queueWait) + slack
                     if now > p.acceptedAt + limit { fail("pair in slot \(p.slot) still connecting after \(Double(now - p.acceptedAt) / 1e9)s") }
                 default:
                     break
@@ -225,6 +259,17 @@ public final class SimulationRun {
                 if !p.timerArmed { fail("pair in slot \(p.slot) (\(p.phase)) has no timer armed: nothing bounds its life") }
             }
             if look.activePairs == 0 && look.pairTimers != 0 { fail("no pair open but \(look.pairTimers) pair timers armed") }
+            if look.activePairs == 0 && look.queuedPairs != 0 { fail("no pair open but \(look.queuedPairs) counted as queued") }
+            if let maxConns = configuration.admission.maxConns, look.activePairs > maxConns {
+                fail("\(look.activePairs) pairs open, past max_conns \(maxConns)")
+            }
+            if backendLimit > 0 {
+                for i in perBackend.indices { perBackend[i] = 0 }
+                for p in look.pairs where p.backendFD >= 0 && Int(p.backend) < perBackend.count { perBackend[Int(p.backend)] += 1 }
+                for (id, n) in perBackend.enumerated() where n > backendLimit {
+                    fail("backend \(id) holds \(n) pairs, past backend_max_conns \(backendLimit)")
+                }
+            }
             if !failures.isEmpty { break }
         }
         if driver.isRunning && failures.isEmpty && w.failure == nil {
@@ -234,6 +279,8 @@ public final class SimulationRun {
             fail("the drain ended at \(Double(w.clock) / 1e9)s, past its deadline \(Double(drainDeadline) / 1e9)s")
         }
         stats.badGateways = driver.counters[.badGateways]
+        stats.queued = driver.counters[.queued]
+        stats.acceptPauses = driver.counters[.acceptPauses]
         counters = driver.counters
         stopped = true
         driver.finish()
@@ -300,7 +347,7 @@ public final class SimulationRun {
         if !planted.isEmpty { out += " (planted faults \(planted.rawValue))" }
         out += "\nreplay: LB_SIM_SEED=\(seed) swift test --filter Simulation\n"
         let c = configuration
-        out += "settings: connect \(c.connectTimeout) idle \(c.idleTimeout) fin \(c.finTimeout) retries \(c.retries) buffer \(c.bufferSize) splice \(c.splice) health \(c.health.mode) every \(c.health.interval) rise \(c.health.rise) fall \(c.health.fall); \(backends.count) backends, \(clients.count) clients\n"
+        out += "settings: connect \(c.connectTimeout) idle \(c.idleTimeout) fin \(c.finTimeout) retries \(c.retries) buffer \(c.bufferSize) splice \(c.splice) health \(c.health.mode) every \(c.health.interval) rise \(c.health.rise) fall \(c.health.fall); balance \(c.balancing.algorithm.rawValue) backend_max_conns \(c.balancing.backendMaxConns) queue \(c.admission.queueTimeout) max_conns \(c.admission.maxConns.map(String.init) ?? "-") sources \(c.sources); \(backends.count) backends, \(clients.count) clients\n"
         out += "ran \(steps) loop passes, \(world.eventsProcessed) world events, to t=\(Double(world.clock) / 1e9)s\n"
         out += "worker counters: \(counters)\n"
         for line in eventLog?.recent.suffix(20) ?? [] { out += "lb said: \(line)\n" }

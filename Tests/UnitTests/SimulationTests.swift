@@ -15,7 +15,7 @@ import Testing
     /// Runs `count` seeds from `first` on every core; returns the failed runs' reports (at most 3).
     static func sweep(first: UInt64, count: Int, planted: PlantedFaults = [], stopAtFirst: Bool = false) -> (failures: [String], firstFailing: UInt64?) {
         let next = Atomic<Int>(0)
-        let totals = Mutex<(failed: Int, clients: Int, completed: Int, resets: Int, badGateways: Int, bytes: Int)>((0, 0, 0, 0, 0, 0))
+        let totals = Mutex<(failed: Int, clients: Int, completed: Int, resets: Int, badGateways: Int, bytes: Int, queued: Int, pauses: Int)>((0, 0, 0, 0, 0, 0, 0, 0))
         let started = MonotonicClock.now()
         let found = Mutex<(reports: [String], first: UInt64?)>(([], nil))
         let threads = max(1, min(8, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
@@ -34,6 +34,8 @@ import Testing
                     $0.resets += run.stats.resets
                     $0.badGateways += run.stats.badGateways
                     $0.bytes += run.stats.bytes
+                    $0.queued += run.stats.queued
+                    $0.pauses += run.stats.acceptPauses
                 }
                 if !ok {
                     let report = run.report
@@ -46,7 +48,7 @@ import Testing
         }
         let seconds = Double(MonotonicClock.now() - started) / 1e9
         let t = totals.withLock { $0 }
-        print("simulation: seeds \(first)...\(first + UInt64(count) - 1) on \(threads) threads in \((seconds * 10).rounded() / 10) s: \(t.failed) failed; \(t.clients) connections (\(t.completed) whole streams, \(t.resets) resets, \(t.badGateways) 502s, \(t.bytes / 1_000_000) MB checked)")
+        print("simulation: seeds \(first)...\(first + UInt64(count) - 1) on \(threads) threads in \((seconds * 10).rounded() / 10) s: \(t.failed) failed; \(t.clients) connections (\(t.completed) whole streams, \(t.resets) resets, \(t.badGateways) 502s, \(t.queued) queued, \(t.pauses) accept pauses, \(t.bytes / 1_000_000) MB checked)")
         return found.withLock { ($0.reports, $0.first) }
     }
 

@@ -263,12 +263,14 @@ public final class SimulationRun {
             if let maxConns = configuration.admission.maxConns, look.activePairs > maxConns {
                 fail("\(look.activePairs) pairs open, past max_conns \(maxConns)")
             }
-            if backendLimit > 0 {
-                for i in perBackend.indices { perBackend[i] = 0 }
-                for p in look.pairs where p.backendFD >= 0 && Int(p.backend) < perBackend.count { perBackend[Int(p.backend)] += 1 }
-                for (id, n) in perBackend.enumerated() where n > backendLimit {
-                    fail("backend \(id) holds \(n) pairs, past backend_max_conns \(backendLimit)")
-                }
+            // One place under max_conns per open pair, and a backend's count is the pairs on it.
+            if look.admitted != look.activePairs { fail("\(look.admitted) places taken under max_conns for \(look.activePairs) open pairs") }
+            for i in perBackend.indices { perBackend[i] = 0 }
+            for p in look.pairs where p.backendFD >= 0 && Int(p.backend) < perBackend.count { perBackend[Int(p.backend)] += 1 }
+            for (id, n) in perBackend.enumerated() {
+                if backendLimit > 0 && n > backendLimit { fail("backend \(id) holds \(n) pairs, past backend_max_conns \(backendLimit)") }
+                let counted = pool.activeConnections(of: BackendID(id))
+                if counted != n { fail("backend \(id) counts \(counted) active pairs, \(n) are connected to it") }
             }
             if !failures.isEmpty { break }
         }

@@ -82,6 +82,7 @@ public struct WorkerDriver<K: Kernel>: ~Copyable {
         result.drainDeadline = worker.drainDeadline
         result.listenersRegistered = worker.listenersRegistered
         result.queuedPairs = worker.queuedPairs
+        for i in 0..<worker.serviceCount { result.admitted += worker.services[i].admission.active.load(ordering: .relaxed) }
         result.servicesPausedAtLimit = worker.limitPausedServices
         var found = 0
         var i = 0
@@ -155,6 +156,8 @@ public struct WorkerInspection: Sendable {
     public var listenersRegistered = false
     /// Pairs waiting in the services' queues.
     public var queuedPairs = 0
+    /// Places taken under the services' `max_conns` (one per open pair, summed over services).
+    public var admitted = 0
     /// Services whose listeners are paused at their `max_conns`.
     public var servicesPausedAtLimit = 0
     public var pairs: [Pair] = []

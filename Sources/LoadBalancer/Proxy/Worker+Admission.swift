@@ -35,7 +35,7 @@ extension Worker {
     mutating func releaseAdmission(_ p: UnsafeMutablePointer<ConnectionPair>) {
         let s = service(p)
         let admission = s.pointee.admission
-        admission.release()
+        if !K.plantedFaults.contains(.leakAdmission) { admission.release() }
         if p.pointee.sourceCounted {
             admission.releaseSource(p.pointee.sourceKey)
             p.pointee.sourceCounted = false

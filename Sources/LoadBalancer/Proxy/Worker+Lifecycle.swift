@@ -134,7 +134,7 @@ extension Worker {
         let id = Int(p.pointee.backend)
         let s = service(p)
         let pool = s.pointee.pool
-        s.pointee.view.connectionEnded(p.pointee.backend)
+        if !K.plantedFaults.contains(.leakBackendPlace) { s.pointee.view.connectionEnded(p.pointee.backend) }
         p.pointee.lastBackend = p.pointee.backend
         if p.pointee.bytesUp > 0 { pool.table.bytesToBackend[id].add(p.pointee.bytesUp, ordering: .relaxed) }
         if p.pointee.bytesDown > 0 { pool.table.bytesFromBackend[id].add(p.pointee.bytesDown, ordering: .relaxed) }

@@ -94,10 +94,17 @@ public struct PlantedFaults: OptionSet, Sendable, Hashable {
     /// A local failure (out of fds for the backend socket) is counted against the backend.
     public static let blameLocalFailure = PlantedFaults(rawValue: 1 << 5)
 
+    /// A closed pair's place under its service's `max_conns` is not given back (the count leaks, and
+    /// the service's listeners end up paused for good).
+    public static let leakAdmission = PlantedFaults(rawValue: 1 << 6)
+    /// A pair leaving its backend does not give back its place under `backend_max_conns` (the backend
+    /// looks busier than it is, and at its limit looks full for good).
+    public static let leakBackendPlace = PlantedFaults(rawValue: 1 << 7)
+
     public static let all: [(name: String, fault: PlantedFaults)] = [
         ("dropLeftover", .dropLeftover), ("readPastLeftover", .readPastLeftover), ("swallowReset", .swallowReset),
         ("closeOnHalfClose", .closeOnHalfClose), ("cancelWrongTimer", .cancelWrongTimer),
-        ("blameLocalFailure", .blameLocalFailure),
+        ("blameLocalFailure", .blameLocalFailure), ("leakAdmission", .leakAdmission), ("leakBackendPlace", .leakBackendPlace),
     ]
 }
 

@@ -31,6 +31,9 @@ public struct ServiceSettings: Sendable, Equatable {
     public var preambleTimeout: Duration
     /// `server_names`: the TLS server names this service serves (empty: any connection).
     public var serverNames: [String]
+    /// `source`: local addresses this service's backend connections are bound to, in turn (see
+    /// `Configuration.sources`); empty: the kernel picks.
+    public var sources: [SocketAddress]
 
     /// The top-level settings of `config`.
     public init(_ config: Configuration) {
@@ -51,6 +54,7 @@ public struct ServiceSettings: Sendable, Equatable {
         acceptProxyFrom = config.acceptProxyFrom
         preambleTimeout = config.preambleTimeout
         serverNames = config.serverNames
+        sources = config.sources
     }
 }
 

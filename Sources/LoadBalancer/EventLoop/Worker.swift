@@ -29,8 +29,6 @@ struct Worker: ~Copyable {
     /// One fd held in reserve (an eventfd), given up when a backend socket cannot be had, so a pair
     /// already accepted is never lost to fd exhaustion. Accepting resumes only once it is back.
     var spareFD: Int32 = -1
-    /// The next `--source` address to bind (see Worker+Source.swift).
-    var sourceCursor = 0
     var resumeListenersAt: UInt64 = 0
     var lastPauseLog: UInt64 = 0
     /// Services whose listeners are paused at their `--max-conns`, and when to look for room again.

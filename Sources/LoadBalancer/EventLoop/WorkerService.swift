@@ -17,6 +17,9 @@ struct WorkerService: ~Copyable {
     var pausedAtLimit = false
     /// Pairs of this service open on this worker.
     var activePairs = 0
+    /// The next `source` address of this service to bind (see Worker+Source.swift); kept across a
+    /// reload that changes the list (taken modulo its length).
+    var sourceCursor = 0
     /// Removed by a reload: its listeners are closed, its walk stops, and its pairs still open at
     /// `retireDeadline` (monotonic ns) are closed.
     var retired = false

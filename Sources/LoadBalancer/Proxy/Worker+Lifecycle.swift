@@ -89,7 +89,7 @@ extension Worker {
         shared.bump(.connectAttempts)
         let result: Sys.ConnectResult
         do {
-            try bindSource(fd, family: address.family)
+            try bindSource(fd, family: address.family, service: s)
             result = try Sys.connect(fd, to: address)
         } catch {
             return execute(p, p.pointee.lifecycle.connectFailed(ConnectFailure(errno: error.errno), now: now, settings: pairSettings(p)))

@@ -63,7 +63,7 @@ import Testing
         }
         let change = ConfigChange(old: old, new: new, workerBufferSize: 16 * 1024)
         #expect(change.needsRestart == [
-            "workers 2 -> 4", "splice on -> off", "web: new weights for 1 kept backends",
+            "workers 2 -> 4", "splice on -> off",
             "web: backlog 1024 -> 10 for kept listeners", "web: buffer_size 65536 (workers hold 16384)",
         ])
         #expect(change.result.workers == 2 && change.result.splice)

@@ -92,9 +92,6 @@ public struct ConfigChange: Sendable, Equatable {
                     change.addedBackends.append(spec)
                 }
             }
-            if !change.reweighted.isEmpty {
-                needsRestart.append("\(service.name): new weights for \(change.reweighted.count) kept backends")
-            }
             change.removedBackends = was.backends.map(\.address).filter { !newAddresses.contains($0) }
             change.addedListeners = service.listen.filter { !was.listen.contains($0) }
             change.removedListeners = was.listen.filter { !service.listen.contains($0) }
@@ -137,6 +134,7 @@ public struct ConfigChange: Sendable, Equatable {
             if !c.addedListeners.isEmpty || !c.removedListeners.isEmpty {
                 items.append("+\(c.addedListeners.count) -\(c.removedListeners.count) listeners")
             }
+            if !c.reweighted.isEmpty { items.append("\(c.reweighted.count) reweighted") }
             if c.settingsChanged { items.append("settings") }
             parts.append("\(c.name): " + items.joined(separator: " "))
         }

@@ -81,7 +81,8 @@ struct Worker: ~Copyable {
         pairCapacity = 256
         pairs = .allocate(capacity: pairCapacity)
         pairs.initialize(repeating: ConnectionPair(), count: pairCapacity)
-        if shared.accessLog != nil || services.contains(where: { $0.1.preamble.needsPeers }) {
+        // A listener routing by server name checks the client's address once the pair is routed.
+        if shared.accessLog != nil || services.contains(where: { $0.1.preamble.needsPeers }) || listeners.contains(where: { $0.route != nil }) {
             peers = .allocate(capacity: pairCapacity)
             peers!.initialize(repeating: SocketAddress(), count: pairCapacity)
         }

@@ -151,4 +151,64 @@ import Testing
         #expect(PreambleTests.exchange(address, Self.vector("tls12")).answer == "done")
         #expect(backends.map { $0.log.items.withLock { $0.count } } == [0, 1, 2])
     }
+
+    /// An upgrade hands the one shared socket over: the new process serves it with its routes.
+    @Test func theSharedSocketIsHandedOverOnTakeover() throws {
+        let backends = (0..<3).map { _ in PreambleTests.RecordingBackend() }
+        defer { for b in backends { b.stop() } }
+        let port = try Self.freePort()
+        let config = try Self.config(port: port, backends: backends.map(\.address), withDefault: true)
+        let old = try LoadBalancer.start(config, log: EventLog(echoToStderr: false))
+        defer { old.stopNow(); old.wait() }
+        let address = old.listenAddresses[0]
+        let path = TakeoverTests.socketPath() + "-sni"
+        defer { unlink(path) }
+        let server = try TakeoverServer.start(path: path, balancer: old) {}
+        defer { server.stop() }
+        let session = try #require(try Takeover.request(from: path))
+        #expect(session.listeners.map(\.bound) == [address] && session.listeners[0].service == "a")
+        let new = try LoadBalancer.start(config, log: EventLog(echoToStderr: false), inherited: session.listeners)
+        defer { new.stopNow(); new.wait() }
+        try session.ready()
+        old.beginDrain()
+        #expect(eventually { old.isFinished })
+        #expect(new.listenAddresses == [address])
+        for (name, target) in [("tls13", 0), ("tls12", 1), ("noSNI", 2)] {
+            #expect(PreambleTests.exchange(address, Self.vector(name)).answer == "done", "\(name)")
+            #expect(eventually { backends[target].log.items.withLock { $0.count } == 1 }, "\(name)")
+        }
+        #expect(["a", "b", "c"].map { new.service(named: $0)!.counters[.accepted] } == [1, 1, 1])
+    }
+
+    /// With accept_proxy on every service of the address: the PROXY header first, then the
+    /// ClientHello; the header's client is checked against the routed service's allow/deny, and the
+    /// header that service sends on names it.
+    @Test func proxyHeaderThenClientHelloOnASharedAddress() throws {
+        let backends = (0..<3).map { _ in PreambleTests.RecordingBackend() }
+        defer { for b in backends { b.stop() } }
+        var config = try Self.config(port: try Self.freePort(), backends: backends.map(\.address), withDefault: true)
+        for i in config.services.indices { config.services[i].settings.acceptProxy = true }
+        config.services[0].settings.proxyProtocol = .v1
+        config.services[1].settings.admission.deny = [try CIDR.parse("192.0.2.0/24").get()]
+        try config.validate()
+        let lb = try LoadBalancer.start(config, log: EventLog(echoToStderr: false))
+        defer { lb.stopNow(); lb.wait() }
+        let address = lb.listenAddresses[0]
+        let header = Array("PROXY TCP4 192.0.2.9 192.0.2.1 5555 443\r\n".utf8)
+        let hello = Self.vector("tls13")
+        #expect(PreambleTests.exchange(address, header + hello).answer == "done")
+        #expect(eventually { backends[0].first != nil })
+        let same = backends[0].first == header + hello
+        #expect(same)
+        // b denies that client: reset, counted as refused, after b counted and released it.
+        let (_, answer, end) = PreambleTests.exchange(address, header + Self.vector("tls12"))
+        #expect(answer.isEmpty && end == .reset)
+        #expect(eventually { lb.counters[.refused] == 1 && lb.service(named: "b")!.counters[.activePairs] == 0 })
+        #expect(backends[1].server.accepted.load(ordering: .relaxed) == 0)
+        // The default sends no header: the backend gets the ClientHello alone.
+        #expect(PreambleTests.exchange(address, header + Self.vector("alpn")).answer == "done")
+        #expect(eventually { backends[2].first != nil })
+        let alone = backends[2].first == Self.vector("alpn")
+        #expect(alone)
+    }
 }

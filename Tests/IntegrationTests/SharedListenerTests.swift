@@ -211,4 +211,29 @@ import Testing
         let alone = backends[2].first == Self.vector("alpn")
         #expect(alone)
     }
+
+    /// An address that moves from one service to another in one reload keeps its socket (no service
+    /// reads names here: the same holds for any fixed-port address).
+    @Test func anAddressMovingBetweenServicesKeepsItsSocket() throws {
+        let one = TestServer(handler: TestServer.http(port: 1))
+        let two = TestServer(handler: TestServer.http(port: 2))
+        defer { one.stop(); two.stop() }
+        let port = try Self.freePort()
+        func config(_ name: String, _ backend: SocketAddress) throws -> Configuration {
+            var c = try ConfigFile.parse(
+                #"{"workers": 1, "quiet": true, "services": [{"name": "\#(name)", "listen": ["127.0.0.1:\#(port)"], "backends": ["\#(backend)"]}]}"#,
+                file: "move.json")
+            c.configFile = nil
+            return c
+        }
+        let lb = try LoadBalancer.start(try config("x", one.address), log: EventLog(echoToStderr: false))
+        defer { lb.stopNow(); lb.wait() }
+        let address = lb.listenAddresses[0]
+        #expect(backendHeader(httpGet(address).text) == "1")
+        // Before, this reload failed: the new service bound the address its old one still held.
+        let change = try lb.reload(to: try config("y", two.address))
+        #expect(change.summary == "+1 service (y), -1 service (x)")
+        #expect(lb.listenAddresses == [address])
+        #expect(backendHeader(httpGet(address).text) == "2")
+    }
 }

@@ -41,6 +41,17 @@ extension Worker {
         for role in change.listenerRoles { setRole(role) }
         // Trailing closed slots go, so the table does not grow with every reload.
         while let last = listeners.last, last.fd < 0 { listeners.removeLast() }
+        pruneRoutes()
+    }
+
+    /// Forgets the routes of closed listeners once no pair waits on them (a walk over the pair
+    /// table: only on reloads, and only when a routing listener was closed).
+    private mutating func pruneRoutes() {
+        var stale = Set(routes.keys)
+        for l in listeners where l.fd >= 0 { stale.remove(l.id) }
+        guard !stale.isEmpty else { return }
+        for i in 0..<pairCapacity where pairs[i].inUse && pairs[i].routeID != 0 { stale.remove(pairs[i].routeID) }
+        for id in stale { routes[id] = nil }
     }
 
     /// A kept listener's owner and route as the reload left them; it is polled or not as its new
@@ -50,6 +61,7 @@ extension Worker {
         let wasWatched = listeners[i].watched(in: services)
         listeners[i].service = role.service
         listeners[i].route = role.route
+        routes[role.id] = role.route
         if role.route != nil && peers == nil {
             peers = .allocate(capacity: pairCapacity)
             peers!.initialize(repeating: SocketAddress(), count: pairCapacity)

@@ -168,17 +168,14 @@ extension Worker {
     }
 
     /// The service the pair's listener routes `name` to (nil: no server name in the ClientHello), or
-    /// nil when none takes it. The listener is found by id: a reload may have closed it meanwhile (its
-    /// clients are refused) or given it other routes (they apply).
+    /// nil when none takes it. The route is found by the listener's id: a reload that gave the
+    /// listener other routes applies to pairs still in their preamble; one that closed it (or a
+    /// drain) leaves its last route.
     private func routeTarget(_ p: UnsafeMutablePointer<ConnectionPair>, name: UnsafeRawBufferPointer?) -> Int? {
-        for l in listeners where l.id == p.pointee.routeID && l.fd >= 0 {
-            guard let router = l.route?.router else { return nil }
-            guard let target = name.map({ router.route($0) }) ?? router.defaultTarget, target < serviceCount,
-                !services[target].retired
-            else { return nil }
-            return target
-        }
-        return nil
+        guard let router = routes[p.pointee.routeID]?.router,
+            let target = name.map({ router.route($0) }) ?? router.defaultTarget, target < serviceCount, !services[target].retired
+        else { return nil }
+        return target
     }
 
     /// Moves a pair routed by its server name to its service: from here on it is that service's pair,

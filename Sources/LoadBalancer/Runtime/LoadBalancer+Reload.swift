@@ -98,7 +98,7 @@ extension LoadBalancer {
         for c in change.changedServices {
             guard let i = running.firstIndex(where: { $0.service.name == c.name }) else { continue }
             let pool = running[i].service.pool
-            for refused in pool.update(adding: withoutLoops(c.addedBackends, service: c.name), removing: c.removedBackends) { log.log("reload: \(c.name): \(refused)") }
+            for refused in pool.update(adding: withoutLoops(c.addedBackends, service: c.name), removing: c.removedBackends, reweighting: c.reweighted) { log.log("reload: \(c.name): \(refused)") }
             let removed = running[i].listeners.filter { c.removedListeners.contains($0.configured) }
             running[i].listeners.removeAll { c.removedListeners.contains($0.configured) }
             orphans += removed.filter { stillListed($0.configured) }

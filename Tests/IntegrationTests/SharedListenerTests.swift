@@ -236,4 +236,25 @@ import Testing
         #expect(lb.listenAddresses == [address])
         #expect(backendHeader(httpGet(address).text) == "2")
     }
+
+    /// A drain closes the listener at once; a client already in its preamble is still routed.
+    @Test func aClientInItsPreambleIsRoutedDuringADrain() throws {
+        let backends = (0..<3).map { _ in PreambleTests.RecordingBackend() }
+        defer { for b in backends { b.stop() } }
+        var config = try Self.config(port: try Self.freePort(), backends: backends.map(\.address), withDefault: true)
+        config.workers = 1
+        let lb = try LoadBalancer.start(config, log: EventLog(echoToStderr: false))
+        defer { lb.stopNow(); lb.wait() }
+        let hello = Self.vector("tls12")
+        guard case .success(let fd) = TestSocket.connect(lb.listenAddresses[0]) else { Issue.record("connect"); return }
+        defer { close(fd) }
+        TestSocket.sendAll(fd, Array(hello[..<3]))
+        #expect(eventually { lb.counters[.buffersInUse] == 1 })
+        lb.beginDrain()
+        TestSocket.sendAll(fd, Array(hello[3...]))
+        TestSocket.shutdownWrite(fd)
+        #expect(String(decoding: TestSocket.readAll(fd).bytes, as: UTF8.self) == "done")
+        #expect(eventually { backends[1].first != nil })
+        #expect(lb.service(named: "b")!.counters[.accepted] == 1)
+    }
 }

@@ -38,7 +38,16 @@ struct WorkerService: ~Copyable {
 /// A listening socket of a worker and the service it accepts for.
 struct WorkerListener {
     var fd: Int32
+    /// The service owning the socket. With a `route`, its pairs belong to no service until their
+    /// ClientHello names one, and its max-conns does not pause this listener.
     var service: UInt16
     /// Names the listener to the control side (a reload closes listeners by id).
     var id: UInt32
+    /// Set when the listener reads TLS server names (shared by services, or one listing `server_names`).
+    var route: ListenerRoute? = nil
+
+    /// Whether it is polled now: a listener with a route is not paused by one service's max-conns.
+    func watched(in services: UnsafeMutablePointer<WorkerService>) -> Bool {
+        fd >= 0 && (route != nil || !services[Int(service)].pausedAtLimit)
+    }
 }

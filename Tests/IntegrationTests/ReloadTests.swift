@@ -150,6 +150,30 @@ import Testing
         #expect(eventually { lb.counters[.activePairs] == 0 })
     }
 
+    @Test func aKeptBackendTakesANewWeightAtOnceAndKeepsItsCounters() throws {
+        let one = TestServer(handler: TestServer.http(port: 1)), two = TestServer(handler: TestServer.http(port: 2))
+        defer { one.stop(); two.stop() }
+        var config = Self.config([Self.service("web", listen: [Self.anyPort], [one.address, two.address])])
+        config.workers = 1
+        let lb = try LoadBalancer.start(config, log: EventLog(echoToStderr: false))
+        defer { lb.stopNow(); lb.wait() }
+        let web = try #require(lb.service(named: "web"))
+        let address = lb.listenAddresses(of: "web")[0]
+        for _ in 0..<4 { _ = httpGet(address) }
+        let before = try #require(web.pool.info(two.address))
+
+        var heavier = Self.service("web", listen: [Self.anyPort], [one.address, two.address])
+        heavier.backends[1].weight = 3
+        config.services = [heavier]
+        #expect(try lb.reload(to: config).summary == "web: 1 reweighted")
+        #expect(web.pool.info(two.address)?.weight == 3)
+        #expect(web.pool.info(two.address)?.totalConnections == before.totalConnections)
+        // Smooth weighted round robin over 1:3: exactly 3 of every 4 picks go to the heavier one.
+        var counts: [String: Int] = [:]
+        for _ in 0..<40 { counts[backendHeader(httpGet(address).text) ?? "none", default: 0] += 1 }
+        #expect(counts == ["1": 10, "2": 30])
+    }
+
     @Test func aReloadThatCannotBindChangesNothing() throws {
         let backend = TestServer(handler: TestServer.http(port: 7))
         defer { backend.stop() }

@@ -112,7 +112,7 @@ import Testing
                 #expect(eventually { backend.hasPendingSYN() })
                 let fd = try #require(backend.admitAndAccept())
                 defer { close(fd) }
-                TestSocket.setReceiveTimeout(fd, .seconds(5))
+                TestSocket.setReceiveTimeout(fd, .seconds(15))
                 let (got, end) = TestSocket.read(fd, count: expected.count)
                 #expect(end == nil && got == expected, "backend got \(String(decoding: got, as: UTF8.self).debugDescription)")
                 if hangUp { #expect(TestSocket.readOnce(fd) == .eof) }

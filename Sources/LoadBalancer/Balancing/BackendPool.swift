@@ -100,7 +100,7 @@ public final class BackendPool: Sendable {
     /// worker that sees the new version sees the snapshot and every slot it names).
     private func publish(_ m: inout Membership) {
         let next = version.load(ordering: .relaxed) &+ 1
-        let weights = m.order.map { table.weights[Int($0)] }
+        let weights = m.order.map { table.weights[Int($0)].load(ordering: .relaxed) }
         let keys = m.order.map { table.addresses[Int($0)] }
         m.snapshot = BalancerSnapshot(version: next, algorithm: balancing.algorithm, members: m.order, weights: weights, keys: keys)
         recount(m)
@@ -139,8 +139,8 @@ public final class BackendPool: Sendable {
     /// once however many changed (a reload of thousands). Removed backends' open connections go
     /// on until they end, as with `remove`. Returns what was refused (a duplicate, a full pool, an
     /// unknown address); the rest is done.
-    public func update(adding specs: [BackendSpec], removing addresses: [SocketAddress]) -> [PoolError] {
-        if specs.isEmpty && addresses.isEmpty { return [] }
+    public func update(adding specs: [BackendSpec], removing addresses: [SocketAddress], reweighting: [BackendSpec] = []) -> [PoolError] {
+        if specs.isEmpty && addresses.isEmpty && reweighting.isEmpty { return [] }
         let refused: [PoolError] = membership.withLock { m in
             var refused: [PoolError] = []
             let now = MonotonicClock.now()
@@ -155,6 +155,12 @@ public final class BackendPool: Sendable {
             if !leaving.isEmpty { m.order.removeAll { leaving.contains($0) } }
             for spec in specs {
                 if case .failure(let e) = insert(spec, into: &m, now: now) { refused.append(e) }
+            }
+            // A kept backend's new weight: its health, counters and open pairs stay; the next snapshot
+            // (a smooth weighted sequence, a Maglev table) is built with it.
+            for spec in reweighting {
+                guard let id = m.byAddress[spec.address] else { refused.append(.unknown(spec.address)); continue }
+                table.weights[Int(id)].store(Int32(clamping: spec.weight), ordering: .relaxed)
             }
             publish(&m)
             return refused
@@ -249,7 +255,7 @@ public final class BackendPool: Sendable {
         let i = Int(id)
         let h = table.healthState(id)
         return BackendInfo(
-            id: id, address: table.addresses[i], weight: Int(table.weights[i]), isUp: h.isUp,
+            id: id, address: table.addresses[i], weight: Int(table.weights[i].load(ordering: .relaxed)), isUp: h.isUp,
             admin: AdminState(rawValue: table.admin[i].load(ordering: .relaxed)) ?? .removed,
             activeConnections: table.activeConnections[i].load(ordering: .relaxed),
             totalConnections: table.totalConnections[i].load(ordering: .relaxed),

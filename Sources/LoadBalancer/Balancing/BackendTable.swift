@@ -17,14 +17,16 @@ public enum AdminState: UInt8, Sendable {
 
 /// Fixed-capacity storage for every backend the pool has ever held, shared by all workers.
 ///
-/// Concurrency: addresses and weights are written once, under the pool's lock, before the slot is
-/// published by a version bump (release); workers read them only after seeing that version (acquire).
+/// Concurrency: addresses are written once, under the pool's lock, before the slot is published by a
+/// version bump (release); workers read them only after seeing that version (acquire). Weights are
+/// atomics: a reload may change a kept backend's weight (under the lock, then a new snapshot), while
+/// the admin side reads them.
 /// Health, admin state and counters are atomics that any worker updates without a lock.
 final class BackendTable: @unchecked Sendable {
     // @unchecked: the plain fields below follow the write-once-then-publish rule above.
     let capacity: Int
     let addresses: UnsafeMutablePointer<SocketAddress>
-    let weights: UnsafeMutablePointer<Int32>
+    let weights: UnsafeMutablePointer<Atomic<Int32>>
     /// Active pairs allowed (0: no limit); written with the address.
     let maxConns: UnsafeMutablePointer<Int32>
     /// When the backend last came up or was added (monotonic ns; 0: at start-up), for slow start.
@@ -43,8 +45,6 @@ final class BackendTable: @unchecked Sendable {
         self.capacity = capacity
         addresses = .allocate(capacity: capacity)
         addresses.initialize(repeating: SocketAddress(), count: capacity)
-        weights = .allocate(capacity: capacity)
-        weights.initialize(repeating: 1, count: capacity)
         maxConns = .allocate(capacity: capacity)
         maxConns.initialize(repeating: 0, count: capacity)
         func atomics<T: AtomicRepresentable>(_ zero: T) -> UnsafeMutablePointer<Atomic<T>> {
@@ -52,6 +52,7 @@ final class BackendTable: @unchecked Sendable {
             for i in 0..<capacity { (p + i).initialize(to: Atomic(zero)) }
             return p
         }
+        weights = atomics(Int32(1))
         health = atomics(UInt64(0))
         upSince = atomics(UInt64(0))
         admin = atomics(AdminState.removed.rawValue)
@@ -116,7 +117,7 @@ final class BackendTable: @unchecked Sendable {
     func prepare(_ id: BackendID, address: SocketAddress, weight: Int, maxConns limit: Int = 0, upSince since: UInt64 = 0) {
         let i = Int(id)
         addresses[i] = address
-        weights[i] = Int32(weight)
+        weights[i].store(Int32(weight), ordering: .relaxed)
         maxConns[i] = Int32(clamping: limit)
         upSince[i].store(since, ordering: .relaxed)
         health[i].store(HealthState().packed, ordering: .relaxed)

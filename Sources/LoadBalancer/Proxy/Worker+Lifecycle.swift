@@ -90,7 +90,7 @@ extension Worker {
         shared.bump(.connectAttempts)
         let result: Sys.ConnectResult
         do {
-            try bindSource(fd, family: address.family)
+            try bindSource(fd, family: address.family, service: s)
             result = try K.connect(fd, to: address)
         } catch {
             return execute(p, p.pointee.lifecycle.connectFailed(ConnectFailure(errno: error.errno), now: now, settings: pairSettings(p)))
@@ -157,12 +157,15 @@ extension Worker {
         detachBackend(p, reset: reset)
         release(&p.pointee.up)
         release(&p.pointee.down)
-        releaseAdmission(p)
         activePairs -= 1
         shared.bump(.activePairs, by: -1)
-        let s = service(p)
-        s.pointee.activePairs -= 1
-        s.pointee.service.bump(.activePairs, worker: shared.index, by: -1)
+        // A pair still waiting to be routed by server name was counted on no service.
+        if p.pointee.routeID == 0 {
+            releaseAdmission(p)
+            let s = service(p)
+            s.pointee.activePairs -= 1
+            s.pointee.service.bump(.activePairs, worker: shared.index, by: -1)
+        }
         shared.bump(.closedPairs)
         if up > 0 { shared.bump(.bytesUp, by: up) }
         if down > 0 { shared.bump(.bytesDown, by: down) }

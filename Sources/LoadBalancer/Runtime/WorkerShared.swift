@@ -86,9 +86,12 @@ struct WorkerReconfiguration: Sendable {
     var openListeners: [WorkerListener] = []
     /// Listener ids to close (a removed address, or a removed service's).
     var closeListeners: [UInt32] = []
+    /// Every listener kept or opened, with its owner and route as the new configuration has them
+    /// (applied after `openListeners`): a shared address changes owner or routes without a new socket.
+    var listenerRoles: [(id: UInt32, service: UInt16, route: ListenerRoute?)] = []
 
     var isEmpty: Bool {
-        added.isEmpty && changed.isEmpty && retired.isEmpty && openListeners.isEmpty && closeListeners.isEmpty
+        added.isEmpty && changed.isEmpty && retired.isEmpty && openListeners.isEmpty && closeListeners.isEmpty && listenerRoles.isEmpty
     }
 }
 

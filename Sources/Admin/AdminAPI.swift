@@ -258,7 +258,6 @@ public final class AdminAPI: Sendable {
     func stats() -> [UInt8] {
         let lb = balancer
         let m = lb.metrics
-        let c = m.counters
         let services = ServiceView.all(lb)
         let backends = services.backends()
         let now = MonotonicClock.now()
@@ -276,20 +275,7 @@ public final class AdminAPI: Sendable {
             w.key("listeners")
             w.array { w in for a in lb.listenAddresses { w.string(a.description) } }
             w.key("totals")
-            w.object { w in
-                w.field("accepted", c[.accepted])
-                w.field("active", c[.activePairs])
-                w.field("closed", c[.closedPairs])
-                w.field("bytes_to_backends", c[.bytesUp])
-                w.field("bytes_to_clients", c[.bytesDown])
-                w.field("bad_gateways", c[.badGateways])
-                w.field("connect_attempts", c[.connectAttempts])
-                w.field("connect_failures", m.connectFailures.values.reduce(0, +))
-                w.field("retries", c[.retries])
-                w.field("health_checks", c[.probesStarted])
-                w.field("health_check_failures", c[.probesFailed])
-                w.field("access_log_dropped", c[.accessLogDropped])
-            }
+            Self.writeTotals(m, process: true, to: &w)
             w.key("closes")
             w.object { w in for r in CloseReason.allCases where r != .none { w.field(r.name, m.closes[r] ?? 0) } }
             w.key("connect_time")
@@ -333,7 +319,20 @@ public final class AdminAPI: Sendable {
                         for s in ["up", "down", "drain", "disabled"] { w.field(s, counts[service.name]?[s] ?? 0) }
                         w.field("active", service.active)
                         w.field("backend_connections", backendActive[service.name] ?? 0)
-                        w.field("connections_per_second", ((serviceRates[service.name] ?? 0) * 10).rounded() / 10)
+                        let rate = serviceRates[service.name] ?? StatsHistory.Rates()
+                        w.field("connections_per_second", (rate.connections * 10).rounded() / 10)
+                        let m = service.metrics
+                        w.key("totals")
+                        Self.writeTotals(m, to: &w)
+                        w.key("rates")
+                        Self.writeRates(rate, to: &w)
+                        w.key("closes")
+                        w.object { w in for r in CloseReason.allCases where r != .none { w.field(r.name, m.closes[r] ?? 0) } }
+                        w.key("connect_time")
+                        w.object { w in
+                            w.field("p50", Self.quantile(m.connectTime, 0.5))
+                            w.field("p99", Self.quantile(m.connectTime, 0.99))
+                        }
                     }
                 }
             }
@@ -357,6 +356,43 @@ public final class AdminAPI: Sendable {
             w.raw(String(decoding: events(since: 0, limit: 15), as: UTF8.self))
         }
         return w.bytes
+    }
+
+    /// The counters of `m` as a JSON object; `process` adds the process's own (access-log drops).
+    static func writeTotals(_ m: MetricsSnapshot, process: Bool = false, to w: inout JSONWriter) {
+        let c = m.counters
+        w.object { w in
+            w.field("accepted", c[.accepted])
+            w.field("active", c[.activePairs])
+            w.field("closed", c[.closedPairs])
+            w.field("bytes_to_backends", c[.bytesUp])
+            w.field("bytes_to_clients", c[.bytesDown])
+            w.field("bad_gateways", c[.badGateways])
+            w.field("connect_attempts", c[.connectAttempts])
+            w.field("connect_failures", m.connectFailures.values.reduce(0, +))
+            w.field("retries", c[.retries])
+            w.field("health_checks", c[.probesStarted])
+            w.field("health_check_failures", c[.probesFailed])
+            w.field("refused", c[.refused])
+            w.field("queued", c[.queued])
+            w.field("queue_timeouts", c[.queueTimeouts])
+            w.field("queue_length", c[.queueLength])
+            if process { w.field("access_log_dropped", c[.accessLogDropped]) }
+        }
+    }
+
+    /// Per-second rates as a JSON object (one decimal).
+    static func writeRates(_ r: StatsHistory.Rates, to w: inout JSONWriter) {
+        func f(_ v: Double) -> Double { (v * 10).rounded() / 10 }
+        w.object { w in
+            w.field("connections", f(r.connections))
+            w.field("bytes_to_backends", f(r.bytesUp))
+            w.field("bytes_to_clients", f(r.bytesDown))
+            w.field("bad_gateways", f(r.badGateways))
+            w.field("connect_failures", f(r.connectFailures))
+            w.field("resets", f(r.resets))
+            w.field("timeouts", f(r.timeouts))
+        }
     }
 
     /// A quantile estimated from histogram buckets (linear within the bucket, as Prometheus'

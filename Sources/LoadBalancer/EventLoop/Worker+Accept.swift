@@ -164,7 +164,7 @@ extension Worker {
             // for the header's client address (`admitProxiedClient`).
             let proxied = needs & PreambleNeeds.proxyHeader != 0
             let key = wantsPeer && !proxied ? StableHash.sourceKey(peer) : 0
-            if !proxied && admission.checksAddress && !admitClient(fd: fd, peer: peer, key: key, admission: admission) { continue }
+            if !proxied && admission.checksAddress && !admitClient(fd: fd, peer: peer, key: key, service: service, admission: admission) { continue }
             startPair(clientFD: fd, service: service, listener: position, peer: peer, sourceKey: key,
                       sourceCounted: !proxied && admission.settings.maxConnsPerSource > 0, preamble: needs)
             if Int(fd) >= settings.fdLimit - settings.fdReserve {
@@ -202,12 +202,10 @@ extension Worker {
             return
         }
         activePairs += 1
-        shared.bump(.accepted)
-        shared.bump(.activePairs)
         let s = self.service(p)
         s.pointee.activePairs += 1
-        s.pointee.service.bump(.accepted, worker: shared.index)
-        s.pointee.service.bump(.activePairs, worker: shared.index)
+        s.pointee.cells.bump(.accepted)
+        s.pointee.cells.bump(.activePairs)
         if preamble != 0 {
             _ = execute(p, p.pointee.lifecycle.acceptedAwaitingPreamble(now: now, timeout: s.pointee.settings.preamble.timeout))
             return

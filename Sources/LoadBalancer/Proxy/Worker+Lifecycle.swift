@@ -7,8 +7,9 @@ extension Worker {
         let flags = actions.flags
         if flags.isEmpty { return true }
         if flags.contains(.discardBackend) {
-            shared.countConnectFailure(actions.failure)
-            if flags.contains(.connect) { shared.bump(.retries) }
+            let cells = service(p).pointee.cells
+            cells.countConnectFailure(actions.failure)
+            if flags.contains(.connect) { cells.bump(.retries) }
         }
         if flags.contains(.markBackendFailed) { backendFailed(p.pointee.backend, of: p, actions.failure) }
         if flags.contains(.reportSilentBackend) { backendSilent(p.pointee.backend, of: p) }
@@ -23,14 +24,13 @@ extension Worker {
         }
         if flags.contains(.armTimer) { timers.schedule(Int32(p - pairs), at: actions.deadline) }
         if flags.contains(.sendBadGateway) {
-            shared.bump(.badGateways)
-            service(p).pointee.service.bump(.badGateways, worker: shared.index)
+            service(p).pointee.cells.bump(.badGateways)
         }
         if flags.contains(.lingerClient) { return endClient(p, badGateway: flags.contains(.sendBadGateway)) }
         if flags.contains(.connect) { return connectNext(p) }
         if flags.contains(.startForwarding) {
             p.pointee.connectedAt = now
-            shared.observeConnect(nanoseconds: now &- p.pointee.acceptedAt)
+            service(p).pointee.cells.observeConnect(nanoseconds: now &- p.pointee.acceptedAt)
             if service(p).pointee.settings.preamble.send != nil || p.pointee.up.hasPending { return startForwardingWithPreamble(p) }
             // Bytes the client sent while we connected are still in its socket: read them now.
             if p.pointee.up.readable || p.pointee.up.sourceHup {
@@ -86,7 +86,7 @@ extension Worker {
         _ = try? Sys.setUrgentInline(fd)
         p.pointee.backendFD = fd
         p.pointee.backend = id
-        shared.bump(.connectAttempts)
+        s.pointee.cells.bump(.connectAttempts)
         let result: Sys.ConnectResult
         do {
             try bindSource(fd, family: address.family)
@@ -157,13 +157,12 @@ extension Worker {
         release(&p.pointee.down)
         releaseAdmission(p)
         activePairs -= 1
-        shared.bump(.activePairs, by: -1)
         let s = service(p)
         s.pointee.activePairs -= 1
-        s.pointee.service.bump(.activePairs, worker: shared.index, by: -1)
-        shared.bump(.closedPairs)
-        if up > 0 { shared.bump(.bytesUp, by: up) }
-        if down > 0 { shared.bump(.bytesDown, by: down) }
+        s.pointee.cells.bump(.activePairs, by: -1)
+        s.pointee.cells.bump(.closedPairs)
+        if up > 0 { s.pointee.cells.bump(.bytesUp, by: up) }
+        if down > 0 { s.pointee.cells.bump(.bytesDown, by: down) }
         freePair(p)
     }
 
@@ -215,7 +214,7 @@ extension Worker {
         let s = service(p)
         let pool = s.pointee.pool, settings = s.pointee.settings
         pool.table.failedConnects[Int(id)].add(1, ordering: .relaxed)
-        shared.bump(.connectFailures)
+        s.pointee.cells.bump(.connectFailures)
         let (transition, state) = pool.apply(.connectFailed(failure), to: id, rise: settings.rise, fall: settings.fall)
         if transition == .wentDown {
             // A failed connect marks down at once: the count is the failures that really happened.

@@ -140,12 +140,12 @@ extension Worker {
         p.pointee.sourceKey = StableHash.sourceKey(client)
         guard admission.checksAddress else { return true }
         if !admission.settings.permits(client) {
-            shared.bump(.refused)
+            s.pointee.cells.bump(.refused)
             return execute(p, p.pointee.lifecycle.preambleRejected(because: .refused))
         }
         if admission.settings.maxConnsPerSource > 0 {
             guard admission.admitSource(p.pointee.sourceKey) else {
-                shared.bump(.refused)
+                s.pointee.cells.bump(.refused)
                 return execute(p, p.pointee.lifecycle.preambleRejected(because: .refused))
             }
             p.pointee.sourceCounted = true

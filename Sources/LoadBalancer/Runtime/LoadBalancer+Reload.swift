@@ -40,6 +40,7 @@ extension LoadBalancer {
         }
         var running = old.services
         var serviceNames = old.serviceNames
+        var added: [RunningService] = []
         do throws(SystemError) {
             // Bind first: if any address cannot be had, nothing has changed yet.
             for i in running.indices {
@@ -48,7 +49,6 @@ extension LoadBalancer {
                     running[i].listeners.append(try open(address, backlog: c.settings.backlog, service: running[i].service.index))
                 }
             }
-            var added: [RunningService] = []
             for sc in change.addedServices {
                 let pool = BackendPool(withoutLoops(sc.backends, service: sc.name), headroom: Self.headroom(for: sc, in: new), balancing: sc.settings.balancing)
                 let admission = Admission(sc.settings.admission, fdLimit: workerSettings.fdLimit, fdReserve: workerSettings.fdReserve)
@@ -105,6 +105,7 @@ extension LoadBalancer {
             st.configuration = change.result
             st.services = running
             st.serviceNames = serviceNames
+            st.everyService += added.map(\.service)
             st.nextListenerID = nextID
         }
         for (w, shared) in workers.enumerated() where !perWorker[w].isEmpty {

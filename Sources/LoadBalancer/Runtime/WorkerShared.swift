@@ -1,8 +1,9 @@
 import Synchronization
 
-/// What a worker counts: the one list the snapshot, the sums and (later) `/metrics` all come from.
+/// What a worker counts: the one list the snapshot, the sums and `/metrics` all come from.
 /// `buffersInUse` and `pipesInUse` are gauges (pooled buffers and pipes holding bytes in flight right
-/// now); so is `queueLength`.
+/// now); so is `queueLength`. The per-service ones (`isPerService`) live in each service's
+/// `ServiceCells` rows; the rest in `WorkerShared`, for the process.
 public enum WorkerCounter: Int, CaseIterable, Sendable {
     case accepted, activePairs, closedPairs, badGateways, connectFailures, bytesUp, bytesDown
     case acceptPauses, probesStarted, probesFailed
@@ -27,6 +28,20 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     case queued, queueTimeouts
     /// Pairs waiting right now.
     case queueLength
+
+    /// Kept per service (the pair, probe or listener that counts it belongs to one); the others are
+    /// the process's own: accept pauses, splice switches, preambles and server names (refused before
+    /// a service is known, or process-wide settings), pooled buffers and pipes, access-log drops.
+    public var isPerService: Bool {
+        switch self {
+        case .accepted, .activePairs, .closedPairs, .badGateways, .connectFailures, .bytesUp, .bytesDown,
+             .probesStarted, .probesFailed, .connectAttempts, .retries, .refused, .queued, .queueTimeouts, .queueLength:
+            true
+        case .acceptPauses, .spliceSwitches, .proxyUntrusted, .preambleRejected, .preambleTimeouts, .serverNameRefused,
+             .buffersInUse, .pipesInUse, .accessLogDropped:
+            false
+        }
+    }
 }
 
 /// A snapshot of counters (one worker's, or the sum over workers): `counters[.accepted]`.
@@ -100,38 +115,24 @@ final class WorkerShared: Sendable {
     private let queue = Mutex<[WorkerCommand]>([])
     let finished = Atomic<Bool>(false)
 
-    /// One cell per `WorkerCounter`, written by the worker thread only.
+    /// One cell per `WorkerCounter`, written by the worker thread only; the per-service counters are
+    /// counted in the services' `ServiceCells` instead and stay 0 here.
     /// nonisolated(unsafe): the pointer never changes after init, and every access to what it points
     /// at is atomic.
     nonisolated(unsafe) private let cells: UnsafeMutablePointer<Atomic<Int>>
-    /// Close reasons, connect failure causes and histograms (`MetricLayout`), same rule as `cells`.
-    nonisolated(unsafe) let extra: UnsafeMutablePointer<Atomic<Int>>
     /// Closed pairs waiting for the access-log writer; nil while the access log is off.
     let accessLog: AccessLogRing?
 
     init(index: Int, accessLogCapacity: Int = 0) throws(SystemError) {
         self.index = index
         wakeFD = try Sys.eventFD()
-        cells = Self.allocateCells(WorkerCounter.allCases.count)
-        extra = Self.allocateCells(MetricLayout.total)
+        cells = CounterCells.allocate(WorkerCounter.allCases.count)
         accessLog = accessLogCapacity > 0 ? AccessLogRing(capacity: accessLogCapacity) : nil
     }
 
     deinit {
         Sys.close(wakeFD)
         cells.deallocate()
-        extra.deallocate()
-    }
-
-    /// Zeroed cells on their own cache lines (128-byte aligned and padded, the adjacent-line prefetch
-    /// included): one worker's counters never share a line with another's, so counting stays a
-    /// plain store to a line only this worker writes.
-    private static func allocateCells(_ count: Int) -> UnsafeMutablePointer<Atomic<Int>> {
-        let bytes = (count * MemoryLayout<Atomic<Int>>.stride + 127) / 128 * 128
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128)
-        let cells = raw.bindMemory(to: Atomic<Int>.self, capacity: bytes / MemoryLayout<Atomic<Int>>.stride)
-        for i in 0..<(bytes / MemoryLayout<Atomic<Int>>.stride) { (cells + i).initialize(to: Atomic(0)) }
-        return cells
     }
 
     func send(_ command: WorkerCommand) {
@@ -147,9 +148,11 @@ final class WorkerShared: Sendable {
         }
     }
 
-    /// Single-writer increment: a plain load and store, no locked instruction.
+    /// Single-writer increment: a plain load and store, no locked instruction. Process counters only:
+    /// a per-service one goes to the pair's service (`WorkerService.cells`).
     @inline(__always)
     func bump(_ counter: WorkerCounter, by n: Int = 1) {
+        assert(!counter.isPerService, "\(counter) is counted per service")
         let cell = cells + counter.rawValue
         cell.pointee.store(cell.pointee.load(ordering: .relaxed) &+ n, ordering: .relaxed)
     }
@@ -161,6 +164,7 @@ final class WorkerShared: Sendable {
     @inline(__always)
     func set(_ counter: WorkerCounter, _ value: Int) { cells[counter.rawValue].store(value, ordering: .relaxed) }
 
+    /// The process's own counters of this worker (the per-service ones read 0 here).
     var counters: WorkerCounters {
         var snapshot = WorkerCounters()
         for counter in WorkerCounter.allCases { snapshot[counter] = load(counter) }

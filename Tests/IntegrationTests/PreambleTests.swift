@@ -209,6 +209,39 @@ import Testing
         }
     }
 
+    /// Under --accept-proxy the header's client is the client: --deny judges it (not the proxy's
+    /// loopback peer), and maglev keys on it: one header source always reaches one backend, and
+    /// different sources spread although every real peer is 127.0.0.1.
+    @Test func theHeadersClientIsWhatAddressRulesAndMaglevSee() throws {
+        let backends = (0..<4).map { _ in RecordingBackend() }
+        defer { for b in backends { b.stop() } }
+        try withBalancer(backends: backends.map(\.address), configure: {
+            $0.acceptProxy = true
+            $0.admission.deny = [try! CIDR.parse("10.0.0.0/8").get()]
+            $0.balancing.algorithm = .maglev
+        }) { lb, address in
+            // A denied header source is reset and counted; the loopback peer alone would have passed.
+            let (_, denied, deniedEnd) = Self.exchange(address, Array("PROXY TCP4 10.1.2.3 127.0.0.1 4000 80\r\nhi".utf8))
+            #expect(denied.isEmpty && deniedEnd == .reset)
+            #expect(eventually { lb.counters[.refused] == 1 })
+            // Each of three header sources lands on one backend every time, whatever the real peer port.
+            var seen: [String: Set<Int>] = [:]
+            let sources = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "198.51.100.7", "198.51.100.8", "203.0.113.5", "203.0.113.9"]
+            for round in 0..<4 {
+                for source in sources {
+                    let before = backends.map { $0.log.items.withLock { $0.count } }
+                    let (_, answer, _) = Self.exchange(address, Array("PROXY TCP4 \(source) 127.0.0.1 \(4000 + round) 80\r\nhi".utf8))
+                    #expect(answer == "done")
+                    let after = backends.map { $0.log.items.withLock { $0.count } }
+                    if let i = (0..<4).first(where: { after[$0] > before[$0] }) { seen[source, default: []].insert(i) }
+                }
+            }
+            #expect(seen.count == sources.count && seen.values.allSatisfy { $0.count == 1 }, "\(seen)")
+            // Keyed on the header's source (the real peer is 127.0.0.1 for all): they spread.
+            #expect(Set(seen.values.flatMap { $0 }).count >= 2, "\(seen)")
+        }
+    }
+
     @Test(arguments: [
         "GET / HTTP/1.1\r\n\r\n",  // no header at all
         "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",  // LF alone

@@ -70,6 +70,29 @@ import Testing
         #expect(change.changedServices.first?.reweighted.map(\.description) == ["127.0.0.1:1@5"])
     }
 
+    @Test func balancingAndAdmissionNeedARestartAndTheResultKeepsWhatRuns() {
+        let old = Self.config([Self.service("web", [":80"], ["127.0.0.1:1"])])
+        let new = Self.config([Self.service("web", [":80"], ["127.0.0.1:1"]) {
+            $0.balancing.algorithm = .maglev
+            $0.admission.maxConns = 10
+        }])
+        let change = ConfigChange(old: old, new: new)
+        #expect(change.needsRestart == [
+            "web: balance, slow_start or backend_max_conns",
+            "web: max_conns, queue_timeout, allow, deny or max_conns_per_source",
+        ])
+        #expect(change.result.services[0].settings.balancing.algorithm == .roundRobin)
+        #expect(change.result.services[0].settings.admission.maxConns == nil)
+        // Flags only: the default service's settings are the top level's.
+        var flagsOld = Configuration(), flagsNew = Configuration()
+        flagsOld.backends = []
+        flagsNew.backends = []
+        flagsNew.balancing.algorithm = .leastConn
+        let flagsChange = ConfigChange(old: flagsOld, new: flagsNew)
+        #expect(flagsChange.needsRestart == ["default: balance, slow_start or backend_max_conns"])
+        #expect(flagsChange.result.balancing.algorithm == .roundRobin)
+    }
+
     @Test func flagsOnlyConfigurationsDiffAsTheServiceDefault() {
         var old = Configuration(), new = Configuration()
         old.backends = [BackendSpec(address: SocketAddress(host: "127.0.0.1", port: 1)!)]

@@ -96,11 +96,15 @@ public struct ConfigChange: Sendable, Equatable {
             change.addedListeners = service.listen.filter { !was.listen.contains($0) }
             change.removedListeners = was.listen.filter { !service.listen.contains($0) }
             change.settingsChanged = was.settings != service.settings
+            // The pool and the admission state are built with these: kept as they run until a restart,
+            // and the resulting configuration says so (the next reload diffs against what runs).
             if was.settings.balancing != service.settings.balancing {
                 needsRestart.append("\(service.name): balance, slow_start or backend_max_conns")
+                Self.keep(service.name, in: &result) { $0.balancing = was.settings.balancing }
             }
             if was.settings.admission != service.settings.admission {
                 needsRestart.append("\(service.name): max_conns, queue_timeout, allow, deny or max_conns_per_source")
+                Self.keep(service.name, in: &result) { $0.admission = was.settings.admission }
             }
             if was.settings.backlog != service.settings.backlog && service.listen.contains(where: { was.listen.contains($0) }) {
                 needsRestart.append("\(service.name): backlog \(was.settings.backlog) -> \(service.settings.backlog) for kept listeners")
@@ -109,6 +113,19 @@ public struct ConfigChange: Sendable, Equatable {
                 needsRestart.append("\(service.name): buffer_size \(service.settings.bufferSize) (workers hold \(workerBufferSize))")
             }
             if !change.isEmpty { changedServices.append(change) }
+        }
+        self.result = result
+    }
+
+    /// Changes one service's settings in `config`: a file's service, or the flags' `default` one.
+    private static func keep(_ name: String, in config: inout Configuration, _ change: (inout ServiceSettings) -> Void) {
+        if let i = config.services.firstIndex(where: { $0.name == name }) {
+            change(&config.services[i].settings)
+        } else if config.services.isEmpty {
+            var settings = ServiceSettings(config)
+            change(&settings)
+            config.balancing = settings.balancing
+            config.admission = settings.admission
         }
     }
 

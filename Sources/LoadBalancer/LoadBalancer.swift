@@ -70,9 +70,16 @@ public final class LoadBalancer: Sendable {
         state.withLock { $0.services.flatMap { $0.listeners.map(\.bound) } }
     }
 
-    /// The bound listen addresses of one service.
+    /// The bound listen addresses of one service: its own sockets, then the addresses it shares with
+    /// a service listed before it (whose socket serves both).
     public func listenAddresses(of service: String) -> [SocketAddress] {
-        state.withLock { $0.services.first { $0.service.name == service }?.listeners.map(\.bound) ?? [] }
+        state.withLock { st in
+            guard let r = st.services.first(where: { $0.service.name == service }) else { return [] }
+            let shared = r.config.listen.filter { a in a.port != 0 && !r.listeners.contains { $0.configured == a } }.compactMap { a in
+                st.services.lazy.flatMap(\.listeners).first { $0.configured == a }?.bound
+            }
+            return r.listeners.map(\.bound) + shared
+        }
     }
 
     /// Binds every service's listeners (one SO_REUSEPORT socket per worker per address), then starts
@@ -99,11 +106,15 @@ public final class LoadBalancer: Sendable {
         var nextID: UInt32 = 1
         var looped: [BackendSpec] = []
         func closeAll(from first: Int = 0) { for list in sockets[first...] { for l in list { Sys.close(l.fd) } } }
+        // An address shared by services is opened once, by the first service listing it; a listener
+        // reading server names routes each pair to its service.
+        let members = Configuration.listenMembers(serviceConfigs)
         do throws(SystemError) {
             var opened: [[RunningListener]] = []
             for (index, sc) in serviceConfigs.enumerated() {
                 var listeners: [RunningListener] = []
-                for address in sc.listen {
+                for (k, address) in sc.listen.enumerated() where members[index][k][0] == index {
+                    let route = ListenerRoute(members: members[index][k].map { (serviceConfigs[$0].settings, $0) })
                     let fds: [Int32], bound: SocketAddress
                     if let k = inherited.firstIndex(where: { $0.matches(service: sc.name, configured: address) }) {
                         (fds, bound) = try adopt(inherited.remove(at: k), backlog: sc.settings.backlog, workers: workerCount)
@@ -112,7 +123,7 @@ public final class LoadBalancer: Sendable {
                     }
                     // One socket per worker; inherited ones beyond that go round the workers.
                     for (i, fd) in fds.enumerated() {
-                        sockets[i % workerCount].append(WorkerListener(fd: fd, service: UInt16(index), id: nextID))
+                        sockets[i % workerCount].append(WorkerListener(fd: fd, service: UInt16(index), id: nextID, route: route))
                     }
                     listeners.append(RunningListener(configured: address, bound: bound, id: nextID))
                     nextID += 1
@@ -294,7 +305,7 @@ public final class LoadBalancer: Sendable {
     public var workerCounters: [WorkerCounters] {
         let services = everyService
         return workers.map { w in
-            services.reduce(w.counters) { $0 + MetricsSnapshot.counters(serviceRow: $1.rowTotals(worker: w.index)) }
+            services.reduce(w.counters) { $0 + MetricsSnapshot.counters(row: $1.rowTotals(worker: w.index)) }
         }
     }
 

@@ -52,4 +52,54 @@ import Testing
             #expect(lb.metrics.connectFailures.filter { $0.key != .local }.values.reduce(0, +) == 0)
         }
     }
+
+    /// `source` per service: two services in front of one backend bind their connections to their own
+    /// addresses (the backend sees them as the peers), and a reload's new list applies to new pairs.
+    @Test func eachServiceBindsItsOwnSourceAndAReloadChangesIt() throws {
+        let peers = Mutex<[String]>([])
+        let backend = TestServer { fd in
+            var peer = SocketAddress()
+            _ = peer.withMutableSockaddr { getpeername(fd, $0, $1) }
+            peers.withLock { $0.append(peer.host) }
+            TestServer.echo(fd)
+        }
+        defer { backend.stop() }
+        func service(_ name: String, _ source: String) -> ServiceConfiguration {
+            var settings = ServiceSettings(Configuration())
+            settings.sources = [SocketAddress(host: source, port: 0)!]
+            return ServiceConfiguration(
+                name: name, listen: [SocketAddress(host: "127.0.0.1", port: 0)!], backends: [BackendSpec(address: backend.address)],
+                settings: settings)
+        }
+        var config = Configuration()
+        config.workers = 2
+        config.logBackendChanges = false
+        config.sources = [SocketAddress(host: "127.0.0.9", port: 0)!]  // the default both services override
+        config.services = [service("one", "127.0.0.2"), service("two", "127.0.0.3")]
+        let lb = try LoadBalancer.start(config, log: EventLog(echoToStderr: false))
+        defer { lb.stopNow(); lb.wait() }
+        let one = lb.listenAddresses(of: "one")[0], two = lb.listenAddresses(of: "two")[0]
+        func echoThrough(_ address: SocketAddress) throws -> String? {
+            let before = peers.withLock { $0.count }
+            let client = try TestClient(address)
+            client.send(Array("ping".utf8))
+            let (got, end) = client.read(count: 4)
+            guard end == nil, got == Array("ping".utf8) else { return nil }
+            return peers.withLock { $0.count > before ? $0.last : nil }
+        }
+        for _ in 0..<4 {
+            #expect(try echoThrough(one) == "127.0.0.2")
+            #expect(try echoThrough(two) == "127.0.0.3")
+        }
+        config.services[1].settings.sources = [SocketAddress(host: "127.0.0.4", port: 0)!]
+        #expect(try lb.reload(to: config).summary == "two: settings")
+        // Each worker takes the new list when it applies the reload; poll until both have.
+        var streak = 0
+        let deadline = ContinuousClock.now + .seconds(5)
+        while streak < 8 && ContinuousClock.now < deadline {
+            streak = try echoThrough(two) == "127.0.0.4" ? streak + 1 : 0
+        }
+        #expect(streak == 8)
+        #expect(try echoThrough(one) == "127.0.0.2")
+    }
 }

@@ -44,7 +44,7 @@ import Testing
         (["--accept-proxy-from", "10.0.0.0/8"], "--accept-proxy-from: only applies with --accept-proxy"),
         (["--preamble-timeout", "0s"], "--preamble-timeout 0s: must be more than zero"),
         (["--server-name", "a..b"], "--server-name a..b: server name 'a..b': expected a DNS name like a.example.com or *.example.com"),
-        (["--server-name", "*"], "--server-name *: server name '*': expected a DNS name like a.example.com or *.example.com"),
+        (["--server-name", "*x"], "--server-name *x: server name '*x': expected a DNS name like a.example.com or *.example.com"),
         (["--server-name", "a.com", "--server-name", "A.COM"], "--server-name: server name 'a.com' listed twice"),
         (["--preamble-timeout", "3"], "--preamble-timeout 3: expected a duration like 250ms, 2s or 1m"),
     ])

@@ -2,8 +2,8 @@ import LoadBalancer
 import Testing
 
 /// A bounded random-input loop over both preamble parsers: mutations of valid inputs (headers and the
-/// real ClientHellos) plus pure noise. ci/fuzz-preamble runs the same checks under libFuzzer for
-/// millions of inputs; this keeps a cheap share of it in every `swift test`.
+/// real ClientHellos) plus pure noise. `ci/fuzz proxy-header` and `ci/fuzz clienthello` run the same
+/// checks under libFuzzer for millions of inputs; this keeps a cheap share of it in every `swift test`.
 @Suite struct PreambleFuzzTests {
     @Test func proxyHeaders() {
         var rng = SplitMix64(seed: 0x5052_4F58_59)

@@ -1,9 +1,6 @@
-// Shared by the bounded random-input test (PreambleFuzzTests) and the libFuzzer target that
-// ci/fuzz-preamble builds with `swiftc -sanitize=fuzzer` from the parser sources directly (where
-// there is no LoadBalancer module to import).
-#if canImport(LoadBalancer)
+// Shared by the bounded random-input test (PreambleFuzzTests) and the libFuzzer targets
+// ci/fuzz-targets/proxy-header.swift and clienthello.swift, which compile this file in (`// fuzz-with:`).
 import LoadBalancer
-#endif
 
 /// The properties every input must keep, beyond "does not crash": a verdict is stable once reached
 /// (a longer input agrees), a header's `consumed` lies within the input, parsed addresses survive

@@ -52,3 +52,27 @@ import Testing
         #expect(p.description == "--listen '127.0.0.1:8080\\u{1a}x': bad port '8080\\u{1a}x'")
     }
 }
+
+/// Inputs ci/fuzz json and ci/fuzz config found, each kept as a test.
+@Suite struct ConfigFuzzFoundTests {
+    static func isOnePrintableLine(_ text: String) -> Bool {
+        !text.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }
+    }
+
+    /// A backslash before a control byte quoted that byte in the message: a NUL or newline there
+    /// broke the line (ci/fuzz json).
+    @Test func aBadEscapeIsNamedByItsByte() {
+        guard case .failure(let f) = JSONValue.parse("\"\\\u{0}\"") else { Issue.record("accepted"); return }
+        #expect(f.reason == "line 1 column 4: bad escape (byte 0x0)")
+        guard case .failure(let n) = JSONValue.parse("{\"a\\\n\": 1}") else { Issue.record("accepted"); return }
+        #expect(Self.isOnePrintableLine(n.reason))
+        guard case .failure(let x) = JSONValue.parse("\"\\x\"") else { Issue.record("accepted"); return }
+        #expect(x.reason == "line 1 column 4: bad escape '\\x'")
+    }
+
+    /// A key given twice was quoted as decoded, so an escaped newline in it broke the line.
+    @Test func aRepeatedKeyIsQuotedWithEscapes() {
+        guard case .failure(let f) = JSONValue.parse("{\"a\\n\\u0000\\\"\": 1, \"a\\n\\u0000\\\"\": 2}") else { Issue.record("accepted"); return }
+        #expect(f.reason == "line 1 column 20: key \"a\\u000a\\u0000\\\"\" given twice")
+    }
+}

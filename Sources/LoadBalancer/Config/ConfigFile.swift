@@ -62,7 +62,7 @@ public enum ConfigFile {
         "max_conns": ("--max-conns", .integer, .service),
         "backend_max_conns": ("--backend-max-conns", .integer, .service),
         "queue_timeout": ("--queue-timeout", .duration, .service),
-        "source": ("--source", .textList, .global),
+        "source": ("--source", .textList, .service),
         "proxy_protocol": ("--proxy-protocol", .text, .service),
         "accept_proxy_from": ("--accept-proxy-from", .textList, .service),
         "preamble_timeout": ("--preamble-timeout", .duration, .service),

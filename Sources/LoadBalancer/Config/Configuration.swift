@@ -95,7 +95,8 @@ public struct Configuration: Sendable, Equatable {
     /// Local addresses backend connections are bound to before connecting (`--source`), taken in turn
     /// for each backend of the same family, with IP_BIND_ADDRESS_NO_PORT so the kernel still picks the
     /// port per destination: N addresses give N times the ephemeral ports towards one backend (HAProxy's
-    /// `source`). Empty: the kernel picks the address too.
+    /// `source`). Empty: the kernel picks the address too. The default for every service; a service
+    /// may give its own (`ServiceSettings.sources`).
     public var sources: [SocketAddress] = []
     /// Log each backend state change to stderr.
     public var logBackendChanges = true

@@ -113,7 +113,7 @@ private struct JSONParser {
             let key = try string()
             if members.contains(where: { $0.key == key }) {
                 i = keyStart
-                throw fail("key \"\(key)\" given twice")
+                throw fail("key \(Self.quoted(key)) given twice")
             }
             skipSpace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':' after the key") }
@@ -201,11 +201,28 @@ private struct JSONParser {
                 guard let u = Unicode.Scalar(scalar) else { throw fail("bad \\u escape") }
                 out.append(contentsOf: Array(String(Character(u)).utf8))
             default:
-                throw fail("bad escape '\\\(Character(Unicode.Scalar(e)))'")
+                // Named by its byte when it is not printable ASCII (a newline here broke the line, ci/fuzz json).
+                let shown = (0x21..<0x7F).contains(e) ? "'\\\(Character(Unicode.Scalar(e)))'" : "(byte 0x\(String(e, radix: 16)))"
+                throw fail("bad escape \(shown)")
             }
         }
         guard let text = String(validating: out, as: UTF8.self) else { throw fail("string is not valid UTF-8") }
         return text
+    }
+
+    /// `text` in double quotes with control characters as JSON escapes, so a message quoting a key
+    /// stays one printable line (`{"\n": 1, "\n": 2}`, ci/fuzz json).
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for u in text.unicodeScalars {
+            switch u.value {
+            case 0x22: out += "\\\""
+            case 0x5C: out += "\\\\"
+            case ..<0x20, 0x7F...0x9F: out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
     }
 
     mutating func hex4() throws(ParseFailure) -> UInt32 {

@@ -31,6 +31,9 @@ public struct ServiceSettings: Sendable, Equatable {
     public var preambleTimeout: Duration
     /// `server_names`: the TLS server names this service serves (empty: any connection).
     public var serverNames: [String]
+    /// `source`: local addresses this service's backend connections are bound to, in turn (see
+    /// `Configuration.sources`); empty: the kernel picks.
+    public var sources: [SocketAddress]
 
     /// The top-level settings of `config`.
     public init(_ config: Configuration) {
@@ -51,6 +54,7 @@ public struct ServiceSettings: Sendable, Equatable {
         acceptProxyFrom = config.acceptProxyFrom
         preambleTimeout = config.preambleTimeout
         serverNames = config.serverNames
+        sources = config.sources
     }
 }
 
@@ -129,11 +133,18 @@ extension Configuration {
             }
         }
         // Two listeners on one port of one family collide when the addresses are equal or either is the
-        // wildcard: the kernel would pick between them, not the operator.
+        // wildcard: the kernel would pick between them, not the operator. The same address in two
+        // services is one listener shared by server name when either lists names (`validateSharing`
+        // checks the rest); without names it is the plain collision it always was.
         var taken: [(service: Int, index: Int, address: SocketAddress)] = []
         for (s, service) in services.enumerated() {
             for (i, a) in service.listen.enumerated() where a.port != 0 {
-                if let other = taken.first(where: { Self.listenersCollide($0.address, a) }) {
+                let collision = taken.first { t in
+                    let shared = t.address == a && t.service != s
+                        && !(services[t.service].settings.serverNames.isEmpty && service.settings.serverNames.isEmpty)
+                    return Self.listenersCollide(t.address, a) && !shared
+                }
+                if let other = collision {
                     if case .flags = origin {
                         throw ConfigError(flag: "--listen", value: a.description, reason: "listed twice")
                     }
@@ -144,6 +155,7 @@ extension Configuration {
                 taken.append((s, i, a))
             }
         }
+        try Self.validateSharing(services) { s, field, i in place(s, field, i) }
     }
 
     static func listenersCollide(_ a: SocketAddress, _ b: SocketAddress) -> Bool {

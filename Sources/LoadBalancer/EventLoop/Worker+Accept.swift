@@ -2,7 +2,7 @@ import Glibc
 
 extension Worker {
     mutating func registerListeners() throws(SystemError) {
-        for (i, l) in listeners.enumerated() where l.fd >= 0 && !services[Int(l.service)].pausedAtLimit {
+        for (i, l) in listeners.enumerated() where l.watched(in: services) {
             try epoll.add(l.fd, events: EpollEvents.input, data: EventTag.make(EventTag.listener, index: Int32(i), generation: 0))
         }
         listenersRegistered = true
@@ -68,7 +68,7 @@ extension Worker {
         services[service].pausedAtLimit = true
         limitPausedServices += 1
         if listenersRegistered {
-            for l in listeners where l.fd >= 0 && Int(l.service) == service { epoll.remove(l.fd) }
+            for l in listeners where l.fd >= 0 && Int(l.service) == service && l.route == nil { epoll.remove(l.fd) }
         }
         limitCheckAt = now &+ 10_000_000
         shared.bump(.acceptPauses)
@@ -88,7 +88,7 @@ extension Worker {
             services[i].pausedAtLimit = false
             limitPausedServices -= 1
             guard listenersRegistered else { continue }  // a worker-wide pause registers them on resuming
-            for (k, l) in listeners.enumerated() where l.fd >= 0 && Int(l.service) == i {
+            for (k, l) in listeners.enumerated() where l.fd >= 0 && Int(l.service) == i && l.route == nil {
                 do {
                     try epoll.add(l.fd, events: EpollEvents.input, data: EventTag.make(EventTag.listener, index: Int32(k), generation: 0))
                 } catch {
@@ -123,6 +123,11 @@ extension Worker {
         // print as "-").
         let position = Int(listeners[listener].id) - 1
         guard lfd >= 0 else { return }
+        // A listener that routes by server name counts its pairs on no service until they are routed
+        // (`Worker.route`): no place is reserved and no address rule applies here.
+        let routeID = listeners[listener].route != nil ? listeners[listener].id : 0
+        let routed = routeID != 0
+        let routeTimeout = listeners[listener].route?.timeout ?? 0
         let admission = services[Int(service)].admission
         // The client's address is asked for only when something uses it: the access log, a hashing
         // algorithm (its key) or an address rule. accept4 fills it in place: no allocation.
@@ -131,7 +136,7 @@ extension Worker {
         for _ in 0..<Self.acceptsPerEvent {
             // The place is taken before the accept, so the limit holds across workers and a client
             // past it stays in the backlog instead of being accepted and closed.
-            guard admission.reserve() else {
+            guard routed || admission.reserve() else {
                 pauseAtLimit(Int(service))
                 return
             }
@@ -139,7 +144,7 @@ extension Worker {
             do {
                 result = wantsPeer ? try Sys.accept(lfd, peer: &peer) : try Sys.accept(lfd, peer: nil)
             } catch {
-                admission.release()
+                if !routed { admission.release() }
                 switch error.errno {
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
                     pauseListeners(.error(error.errno))
@@ -152,21 +157,22 @@ extension Worker {
                 }
             }
             guard case .done(let raw) = result else {
-                admission.release()
+                if !routed { admission.release() }
                 return
             }
             let fd = Int32(raw)
-            guard let needs = preambleNeeds(clientFD: fd, peer: peer, service: Int(service)) else {
-                admission.release()
+            guard let needs = preambleNeeds(clientFD: fd, peer: peer, listener: listener) else {
+                if !routed { admission.release() }
                 continue
             }
             // Under --accept-proxy the peer is the proxy: the address rules and the balancing key wait
             // for the header's client address (`admitProxiedClient`).
             let proxied = needs & PreambleNeeds.proxyHeader != 0
             let key = wantsPeer && !proxied ? StableHash.sourceKey(peer) : 0
-            if !proxied && admission.checksAddress && !admitClient(fd: fd, peer: peer, key: key, service: service, admission: admission) { continue }
+            if !routed && !proxied && admission.checksAddress && !admitClient(fd: fd, peer: peer, key: key, service: service, admission: admission) { continue }
             startPair(clientFD: fd, service: service, listener: position, peer: peer, sourceKey: key,
-                      sourceCounted: !proxied && admission.settings.maxConnsPerSource > 0, preamble: needs)
+                      sourceCounted: !routed && !proxied && admission.settings.maxConnsPerSource > 0, preamble: needs,
+                      routeID: routeID, routeTimeout: routeTimeout)
             if Int(fd) >= settings.fdLimit - settings.fdReserve {
                 pauseListeners(.reserveReached(fd: fd))
                 return
@@ -176,7 +182,7 @@ extension Worker {
 
     private mutating func startPair(
         clientFD fd: Int32, service: UInt16, listener: Int, peer: SocketAddress, sourceKey: UInt64, sourceCounted: Bool,
-        preamble: UInt8
+        preamble: UInt8, routeID: UInt32, routeTimeout: UInt64
     ) {
         let index = allocatePair()
         let p = pairs + Int(index)
@@ -188,6 +194,7 @@ extension Worker {
         p.pointee.sourceCounted = sourceCounted
         p.pointee.acceptedAt = now
         p.pointee.listener = UInt16(truncatingIfNeeded: listener)
+        p.pointee.routeID = routeID
         peers?[Int(index)] = peer
         locals?[Int(index)] = SocketAddress()
         do {
@@ -195,14 +202,22 @@ extension Worker {
         } catch {
             Sys.close(fd)
             p.pointee.clientFD = -1
-            let admission = services[Int(service)].admission
-            admission.release()
-            if sourceCounted { admission.releaseSource(sourceKey) }
+            if routeID == 0 {
+                let admission = services[Int(service)].admission
+                admission.release()
+                if sourceCounted { admission.releaseSource(sourceKey) }
+            }
             freePair(p)
             return
         }
         activePairs += 1
         let s = self.service(p)
+        if routeID != 0 {
+            // Counted as accepted once routed (by its service), or at its close if it never is.
+            shared.unrouted.bump(.activePairs)
+            _ = execute(p, p.pointee.lifecycle.acceptedAwaitingPreamble(now: now, timeout: routeTimeout))
+            return
+        }
         s.pointee.activePairs += 1
         s.pointee.cells.bump(.accepted)
         s.pointee.cells.bump(.activePairs)

@@ -31,15 +31,52 @@ extension Worker {
             if slot == listeners.count { listeners.append(l) } else { listeners[slot] = l }
             l = listeners[slot]
             // A paused worker, or a service paused at its limit, registers it on resuming.
-            guard listenersRegistered && !services[Int(l.service)].pausedAtLimit else { continue }
+            guard listenersRegistered && l.watched(in: services) else { continue }
             do {
                 try epoll.add(l.fd, events: EpollEvents.input, data: EventTag.make(EventTag.listener, index: Int32(slot), generation: 0))
             } catch {
                 log.log("worker \(shared.index): cannot watch a new listener: \(error)")
             }
         }
+        for role in change.listenerRoles { setRole(role) }
         // Trailing closed slots go, so the table does not grow with every reload.
         while let last = listeners.last, last.fd < 0 { listeners.removeLast() }
+        pruneRoutes()
+    }
+
+    /// Forgets the routes of closed listeners once no pair waits on them (a walk over the pair
+    /// table: only on reloads, and only when a routing listener was closed).
+    private mutating func pruneRoutes() {
+        var stale = Set(routes.keys)
+        for l in listeners where l.fd >= 0 { stale.remove(l.id) }
+        guard !stale.isEmpty else { return }
+        for i in 0..<pairCapacity where pairs[i].inUse && pairs[i].routeID != 0 { stale.remove(pairs[i].routeID) }
+        for id in stale { routes[id] = nil }
+    }
+
+    /// A kept listener's owner and route as the reload left them; it is polled or not as its new
+    /// role says (a listener with a route is not paused by its owner's max-conns).
+    private mutating func setRole(_ role: (id: UInt32, service: UInt16, route: ListenerRoute?)) {
+        guard let i = listeners.firstIndex(where: { $0.id == role.id && $0.fd >= 0 }), Int(role.service) < serviceCount else { return }
+        let wasWatched = listeners[i].watched(in: services)
+        listeners[i].service = role.service
+        listeners[i].route = role.route
+        routes[role.id] = role.route
+        if role.route != nil && peers == nil {
+            peers = .allocate(capacity: pairCapacity)
+            peers!.initialize(repeating: SocketAddress(), count: pairCapacity)
+        }
+        let watched = listeners[i].watched(in: services)
+        guard listenersRegistered, watched != wasWatched else { return }
+        if watched {
+            do {
+                try epoll.add(listeners[i].fd, events: EpollEvents.input, data: EventTag.make(EventTag.listener, index: Int32(i), generation: 0))
+            } catch {
+                log.log("worker \(shared.index): cannot watch a listener again: \(error)")
+            }
+        } else {
+            epoll.remove(listeners[i].fd)
+        }
     }
 
     private mutating func addService(_ service: Service, _ runSettings: ServiceRunSettings) {

@@ -25,12 +25,13 @@ struct Worker: ~Copyable {
 
     /// A closed listener keeps its place as fd -1, so the epoll tags of the others stay valid.
     var listeners: [WorkerListener]
+    /// The route of every listener that reads server names, by listener id: kept after its listener
+    /// closes (a drain, a reload) while pairs accepted on it may still be in their preamble.
+    var routes: [UInt32: ListenerRoute] = [:]
     var listenersRegistered = false
     /// One fd held in reserve (an eventfd), given up when a backend socket cannot be had, so a pair
     /// already accepted is never lost to fd exhaustion. Accepting resumes only once it is back.
     var spareFD: Int32 = -1
-    /// The next `--source` address to bind (see Worker+Source.swift).
-    var sourceCursor = 0
     var resumeListenersAt: UInt64 = 0
     var lastPauseLog: UInt64 = 0
     /// Services whose listeners are paused at their `--max-conns`, and when to look for room again.
@@ -71,6 +72,7 @@ struct Worker: ~Copyable {
         self.log = log
         self.settings = settings
         self.listeners = listeners
+        for l in listeners { if let route = l.route { routes[l.id] = route } }
         let epoll = try Epoll(capacity: 512)
         try epoll.add(shared.wakeFD, events: EpollEvents.input, data: EventTag.make(EventTag.wakeup, index: 0, generation: 0))
         try Self.register(listeners, with: epoll)
@@ -81,7 +83,8 @@ struct Worker: ~Copyable {
         pairCapacity = 256
         pairs = .allocate(capacity: pairCapacity)
         pairs.initialize(repeating: ConnectionPair(), count: pairCapacity)
-        if shared.accessLog != nil || services.contains(where: { $0.1.preamble.needsPeers }) {
+        // A listener routing by server name checks the client's address once the pair is routed.
+        if shared.accessLog != nil || services.contains(where: { $0.1.preamble.needsPeers }) || listeners.contains(where: { $0.route != nil }) {
             peers = .allocate(capacity: pairCapacity)
             peers!.initialize(repeating: SocketAddress(), count: pairCapacity)
         }

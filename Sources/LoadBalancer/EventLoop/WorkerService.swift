@@ -19,6 +19,9 @@ struct WorkerService: ~Copyable {
     var pausedAtLimit = false
     /// Pairs of this service open on this worker.
     var activePairs = 0
+    /// The next `source` address of this service to bind (see Worker+Source.swift); kept across a
+    /// reload that changes the list (taken modulo its length).
+    var sourceCursor = 0
     /// Removed by a reload: its listeners are closed, its walk stops, and its pairs still open at
     /// `retireDeadline` (monotonic ns) are closed.
     var retired = false
@@ -38,7 +41,16 @@ struct WorkerService: ~Copyable {
 /// A listening socket of a worker and the service it accepts for.
 struct WorkerListener {
     var fd: Int32
+    /// The service owning the socket. With a `route`, its pairs belong to no service until their
+    /// ClientHello names one, and its max-conns does not pause this listener.
     var service: UInt16
     /// Names the listener to the control side (a reload closes listeners by id).
     var id: UInt32
+    /// Set when the listener reads TLS server names (shared by services, or one listing `server_names`).
+    var route: ListenerRoute? = nil
+
+    /// Whether it is polled now: a listener with a route is not paused by one service's max-conns.
+    func watched(in services: UnsafeMutablePointer<WorkerService>) -> Bool {
+        fd >= 0 && (route != nil || !services[Int(service)].pausedAtLimit)
+    }
 }

@@ -6,7 +6,8 @@ enum PreambleNeeds {
     static let serverName: UInt8 = 1 << 1
 }
 
-/// One service's preamble settings, in loop units.
+/// One service's preamble settings, in loop units. Server names are not here: they belong to the
+/// listener (`ListenerRoute`), which may be shared by several services.
 struct PreambleSettings: Sendable, Equatable {
     /// Send a PROXY header of this version to backends (nil: none).
     var send: ProxyProtocolVersion?
@@ -14,17 +15,12 @@ struct PreambleSettings: Sendable, Equatable {
     var trusted: [AddressRange]
     /// Nanoseconds.
     var timeout: UInt64
-    /// Picks the target for a TLS server name; nil when no ClientHello is read. Targets are service
-    /// indexes: the flag-described service is 0 and has no default, so an unlisted name is refused.
-    var router: ServerNameRouter?
 
     init(_ config: ServiceSettings) {
         send = config.proxyProtocol
         acceptProxy = config.acceptProxy
         trusted = config.acceptProxyFrom
         timeout = config.preambleTimeout.nanoseconds
-        // Validated when parsed; a name the router refuses here (a library caller's) reads no ClientHello.
-        router = config.serverNames.isEmpty ? nil : try? ServerNameRouter(routes: [(names: config.serverNames, target: 0)], defaultTarget: nil)
     }
 
     /// Whether pairs of this service need their client's address kept (`Worker.peers`).

@@ -6,7 +6,9 @@
 ///
 /// A wildcard `*.example.com` matches any name ending in `.example.com` with at least one label
 /// before it (`a.example.com`, `a.b.example.com`), not `example.com` itself: nginx's rule, so that
-/// `*.b.example.com` can be more specific than `*.example.com` and the longer one wins.
+/// `*.b.example.com` can be more specific than `*.example.com` and the longer one wins. The name `*`
+/// alone makes its target the default: it takes every name nothing else matches, and ClientHellos
+/// without a server name.
 public struct ServerNameRouter: Sendable, Equatable {
     /// Exact names, sorted by bytes, with their target.
     private var exact: [(name: [UInt8], target: Int)] = []
@@ -23,6 +25,7 @@ public struct ServerNameRouter: Sendable, Equatable {
     /// `routes`: for each target (a service index), the names it serves; `defaultTarget`: the one that
     /// takes every other name (nil: those connections are closed). Names are checked with
     /// `validate` and compared without case; a name (or wildcard) given twice is refused, naming it.
+    /// A route listing `*` is the default (at most one: two are refused).
     public init(routes: [(names: [String], target: Int)], defaultTarget: Int?) throws(ParseFailure) {
         self.defaultTarget = defaultTarget
         var seen: [String: Int] = [:]
@@ -33,10 +36,17 @@ public struct ServerNameRouter: Sendable, Equatable {
                 case .success(let n): name = n
                 case .failure(let f): throw f
                 }
+                if name == Self.defaultName, let other = seen[name] ?? self.defaultTarget, other != route.target {
+                    throw ParseFailure("'*' (the default) already routes elsewhere")
+                }
                 if let other = seen[name] {
                     throw ParseFailure(other == route.target ? "server name '\(name)' listed twice" : "server name '\(name)' already routes elsewhere")
                 }
                 seen[name] = route.target
+                if name == Self.defaultName {
+                    self.defaultTarget = route.target
+                    continue
+                }
                 if name.hasPrefix("*.") {
                     wildcards.append((Array(name.utf8.dropFirst()), route.target))
                 } else {
@@ -50,8 +60,9 @@ public struct ServerNameRouter: Sendable, Equatable {
 
     /// A server name as a service may list it: a DNS name (`a.example.com`) or a wildcard whose `*` is
     /// the whole first label (`*.example.com`); letters, digits, `-` and `_` in labels of 1-63 bytes,
-    /// 253 bytes at most, no trailing dot. Returns it lowercased.
+    /// 253 bytes at most, no trailing dot; or `*` alone, the default. Returns it lowercased.
     public static func validate(_ text: String) -> Result<String, ParseFailure> {
+        if text == defaultName { return .success(text) }
         let lower = String(text.lowercased())
         var body = Substring(lower)
         if body.hasPrefix("*.") { body = body.dropFirst(2) }
@@ -67,6 +78,9 @@ public struct ServerNameRouter: Sendable, Equatable {
         }
         return .success(lower)
     }
+
+    /// The name that makes a route the default: `"server_names": ["*"]`.
+    public static let defaultName = "*"
 
     /// The target for `name` (lowercase bytes, as `ClientHello.serverName` writes them).
     public func route(_ name: UnsafeRawBufferPointer) -> Int? {

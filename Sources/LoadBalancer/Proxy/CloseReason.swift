@@ -31,10 +31,11 @@ public enum CloseReason: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     /// The client's preamble was refused: a malformed, truncated or oversized PROXY header or TLS
     /// ClientHello, or bytes that are not TLS where a ClientHello was expected.
     case badPreamble
-    /// A TLS ClientHello without a server name, or naming one no service serves.
+    /// A TLS ClientHello without a server name, or naming one no service serves (and no default).
     case unknownServerName
     /// The client address a PROXY header gave is denied (`--allow`/`--deny`) or past
-    /// `--max-conns-per-source`. (Refused at accept, before a pair exists, it leaves no record.)
+    /// `--max-conns-per-source`; or a pair routed by server name met its service's allow/deny,
+    /// per-source limit or `max_conns`. (Refused at accept, before a pair exists, it leaves no record.)
     case refused
 
     /// `client_closed`, `backend_reset`, ...: a word to grep for.

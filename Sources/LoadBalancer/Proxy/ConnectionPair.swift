@@ -59,6 +59,10 @@ struct ConnectionPair {
     var connectedAt: UInt64 = 0
     /// Which of the worker's listeners accepted it (index into the configured addresses).
     var listener: UInt16 = 0
+    /// Accepted on a listener that routes by server name (its id) and not yet routed: the pair belongs
+    /// to no service yet (`service` is the listener's owner, for its buffer size only), and nothing
+    /// is counted on one. 0: routed, or never needed routing.
+    var routeID: UInt32 = 0
     var bytesUp: Int = 0
     var bytesDown: Int = 0
     /// client to backend

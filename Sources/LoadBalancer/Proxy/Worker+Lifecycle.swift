@@ -1,13 +1,20 @@
 import Glibc
 
 extension Worker {
+    /// Where a pair's events are counted: its service's row, or the worker's own while a listener
+    /// that routes by server name has not yet routed it.
+    @inline(__always)
+    func pairCells(_ p: UnsafeMutablePointer<ConnectionPair>) -> ServiceCells {
+        p.pointee.routeID == 0 ? service(p).pointee.cells : shared.unrouted
+    }
+
     /// Carries out a lifecycle decision. Returns false when the pair is gone.
     @discardableResult
     mutating func execute(_ p: UnsafeMutablePointer<ConnectionPair>, _ actions: PairActions) -> Bool {
         let flags = actions.flags
         if flags.isEmpty { return true }
         if flags.contains(.discardBackend) {
-            let cells = service(p).pointee.cells
+            let cells = pairCells(p)
             cells.countConnectFailure(actions.failure)
             if flags.contains(.connect) { cells.bump(.retries) }
         }
@@ -24,13 +31,13 @@ extension Worker {
         }
         if flags.contains(.armTimer) { timers.schedule(Int32(p - pairs), at: actions.deadline) }
         if flags.contains(.sendBadGateway) {
-            service(p).pointee.cells.bump(.badGateways)
+            pairCells(p).bump(.badGateways)
         }
         if flags.contains(.lingerClient) { return endClient(p, badGateway: flags.contains(.sendBadGateway)) }
         if flags.contains(.connect) { return connectNext(p) }
         if flags.contains(.startForwarding) {
             p.pointee.connectedAt = now
-            service(p).pointee.cells.observeConnect(nanoseconds: now &- p.pointee.acceptedAt)
+            pairCells(p).observeConnect(nanoseconds: now &- p.pointee.acceptedAt)
             if service(p).pointee.settings.preamble.send != nil || p.pointee.up.hasPending { return startForwardingWithPreamble(p) }
             // Bytes the client sent while we connected are still in its socket: read them now.
             if p.pointee.up.readable || p.pointee.up.sourceHup {
@@ -89,7 +96,7 @@ extension Worker {
         s.pointee.cells.bump(.connectAttempts)
         let result: Sys.ConnectResult
         do {
-            try bindSource(fd, family: address.family)
+            try bindSource(fd, family: address.family, service: s)
             result = try Sys.connect(fd, to: address)
         } catch {
             return execute(p, p.pointee.lifecycle.connectFailed(ConnectFailure(errno: error.errno), now: now, settings: pairSettings(p)))
@@ -155,14 +162,22 @@ extension Worker {
         detachBackend(p, reset: reset)
         release(&p.pointee.up)
         release(&p.pointee.down)
-        releaseAdmission(p)
         activePairs -= 1
-        let s = service(p)
-        s.pointee.activePairs -= 1
-        s.pointee.cells.bump(.activePairs, by: -1)
-        s.pointee.cells.bump(.closedPairs)
-        if up > 0 { s.pointee.cells.bump(.bytesUp, by: up) }
-        if down > 0 { s.pointee.cells.bump(.bytesDown, by: down) }
+        let cells: ServiceCells
+        if p.pointee.routeID == 0 {
+            releaseAdmission(p)
+            let s = service(p)
+            s.pointee.activePairs -= 1
+            cells = s.pointee.cells
+        } else {
+            // Never routed by server name: counted on no service, accepted only now (`startPair`).
+            cells = shared.unrouted
+            cells.bump(.accepted)
+        }
+        cells.bump(.activePairs, by: -1)
+        cells.bump(.closedPairs)
+        if up > 0 { cells.bump(.bytesUp, by: up) }
+        if down > 0 { cells.bump(.bytesDown, by: down) }
         freePair(p)
     }
 

@@ -9,14 +9,23 @@ import Glibc
 extension Worker {
     private static let preambleReadEvents: UInt32 = EpollEvents.input | EpollEvents.readHangup | EpollEvents.hangup | EpollEvents.error
 
-    /// At accept: what this client's preamble must hold (0: nothing, the usual case). Returns nil when
-    /// the client is refused: `--accept-proxy` and the peer is not trusted to send a header. It is
-    /// closed with a reset at once (spec section 5: only known sources may use the protocol).
-    mutating func preambleNeeds(clientFD fd: Int32, peer: SocketAddress, service: Int) -> UInt8? {
-        let preamble = services[service].settings.preamble
-        let sni = preamble.router == nil ? 0 : PreambleNeeds.serverName
-        guard preamble.acceptProxy else { return sni }
-        guard preamble.trusted.containsAddress(peer) else {
+    /// At accept on `listener`: what this client's preamble must hold (0: nothing, the usual case).
+    /// Returns nil when the client is refused: `--accept-proxy` and the peer is not trusted to send a
+    /// header. It is closed with a reset at once (spec section 5: only known sources may use the
+    /// protocol). A listener that routes by server name has its own preamble settings (the same for
+    /// every service on it).
+    mutating func preambleNeeds(clientFD fd: Int32, peer: SocketAddress, listener: Int) -> UInt8? {
+        let acceptProxy: Bool, sni: UInt8
+        if let route = listeners[listener].route {
+            acceptProxy = route.acceptProxy
+            sni = PreambleNeeds.serverName
+        } else {
+            acceptProxy = services[Int(listeners[listener].service)].settings.preamble.acceptProxy
+            sni = 0
+        }
+        guard acceptProxy else { return sni }
+        let trusted = listeners[listener].route?.trusted ?? services[Int(listeners[listener].service)].settings.preamble.trusted
+        guard trusted.containsAddress(peer) else {
             _ = try? Sys.setLingerReset(fd)
             Sys.close(fd)
             shared.bump(.proxyUntrusted)
@@ -34,7 +43,9 @@ extension Worker {
         let size = settings.bufferSize
         if d.pointee.buffer == nil {
             d.pointee.buffer = buffers.take()
-            d.pointee.start = Int32(service(p).pointee.settings.preamble.headroom)
+            // Before routing, the service (and whether it sends a PROXY header) is not known: keep the room.
+            let headroom = p.pointee.routeID != 0 ? ProxyProtocol.maxEncodedLength : service(p).pointee.settings.preamble.headroom
+            d.pointee.start = Int32(headroom)
             d.pointee.end = d.pointee.start
         }
         let buffer = d.pointee.buffer!
@@ -82,7 +93,8 @@ extension Worker {
                     locals?[p - pairs] = destination
                 }
                 p.pointee.preamble &= ~PreambleNeeds.proxyHeader
-                guard admitProxiedClient(p) else { return false }
+                // A pair to be routed is admitted by the service it is routed to (`route`).
+                guard p.pointee.routeID != 0 || admitProxiedClient(p) else { return false }
             }
         }
         if p.pointee.preamble & PreambleNeeds.serverName != 0 {
@@ -97,13 +109,15 @@ extension Worker {
             case .invalid, .notTLS:
                 return rejectPreamble(p)
             case .noSNI:
-                return refuseServerName(p)
+                guard let target = routeTarget(p, name: nil) else { return refuseServerName(p) }
+                guard route(p, to: target) else { return false }
             case .ok(let length):
-                guard service(p).pointee.settings.preamble.router?.route(UnsafeRawBufferPointer(rebasing: name[..<length])) != nil else {
+                guard let target = routeTarget(p, name: UnsafeRawBufferPointer(rebasing: name[..<length])) else {
                     return refuseServerName(p)
                 }
-                p.pointee.preamble &= ~PreambleNeeds.serverName
+                guard route(p, to: target) else { return false }
             }
+            p.pointee.preamble &= ~PreambleNeeds.serverName
         }
         if p.pointee.preamble != 0 { return true }
 
@@ -137,6 +151,55 @@ extension Worker {
         guard s.pointee.pool.balancing.algorithm.hashesSource || admission.checksAddress else { return true }
         // `peers` is kept under --accept-proxy: it holds the header's source, or else the peer.
         let client = peers![p - pairs]
+        p.pointee.sourceKey = StableHash.sourceKey(client)
+        guard admission.checksAddress else { return true }
+        if !admission.settings.permits(client) {
+            s.pointee.cells.bump(.refused)
+            return execute(p, p.pointee.lifecycle.preambleRejected(because: .refused))
+        }
+        if admission.settings.maxConnsPerSource > 0 {
+            guard admission.admitSource(p.pointee.sourceKey) else {
+                s.pointee.cells.bump(.refused)
+                return execute(p, p.pointee.lifecycle.preambleRejected(because: .refused))
+            }
+            p.pointee.sourceCounted = true
+        }
+        return true
+    }
+
+    /// The service the pair's listener routes `name` to (nil: no server name in the ClientHello), or
+    /// nil when none takes it. The route is found by the listener's id: a reload that gave the
+    /// listener other routes applies to pairs still in their preamble; one that closed it (or a
+    /// drain) leaves its last route.
+    private func routeTarget(_ p: UnsafeMutablePointer<ConnectionPair>, name: UnsafeRawBufferPointer?) -> Int? {
+        guard let router = routes[p.pointee.routeID]?.router,
+            let target = name.map({ router.route($0) }) ?? router.defaultTarget, target < serviceCount, !services[target].retired
+        else { return nil }
+        return target
+    }
+
+    /// Moves a pair routed by its server name to its service: from here on it is that service's pair,
+    /// counted as if accepted on its own listener (its counters, `--max-conns`, allow/deny, the
+    /// per-source count, the balancing key), and follows its settings. At the service's max-conns
+    /// the client is refused with a reset: a shared listener cannot pause for one service. Returns
+    /// false when the pair was closed.
+    private mutating func route(_ p: UnsafeMutablePointer<ConnectionPair>, to target: Int) -> Bool {
+        let s = services + target
+        let admission = s.pointee.admission
+        guard admission.reserve() else {
+            s.pointee.cells.bump(.refused)
+            return execute(p, p.pointee.lifecycle.preambleRejected(because: .refused))
+        }
+        p.pointee.service = UInt16(target)
+        p.pointee.routeID = 0
+        shared.unrouted.bump(.activePairs, by: -1)
+        s.pointee.activePairs += 1
+        s.pointee.cells.bump(.accepted)
+        s.pointee.cells.bump(.activePairs)
+        // The worker keeps `peers` while it has a routing listener: the client's address (or the
+        // one a PROXY header gave) is there.
+        let client = peers![p - pairs]
+        guard s.pointee.pool.balancing.algorithm.hashesSource || admission.checksAddress else { return true }
         p.pointee.sourceKey = StableHash.sourceKey(client)
         guard admission.checksAddress else { return true }
         if !admission.settings.permits(client) {

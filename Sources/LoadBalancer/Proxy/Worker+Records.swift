@@ -6,7 +6,7 @@ extension Worker {
     mutating func recordClose(_ p: UnsafeMutablePointer<ConnectionPair>) {
         var reason = p.pointee.lifecycle.closeReason
         if reason == .none { reason = .drain }  // closed without a lifecycle decision: only shutdown does that
-        let cells = service(p).pointee.cells
+        let cells = pairCells(p)
         cells.countClose(reason)
         cells.observeDuration(nanoseconds: now &- p.pointee.acceptedAt)
         guard let ring = shared.accessLog else { return }

@@ -117,16 +117,15 @@ enum CounterCells {
 }
 
 extension MetricsSnapshot {
-    /// The counters of a `ServiceCells` row (or a sum of rows): the per-service ones only.
-    static func counters(serviceRow row: [Int]) -> WorkerCounters {
+    /// The counters of a `ServiceCells` row (or a sum of rows).
+    static func counters(row: [Int]) -> WorkerCounters {
         var counters = WorkerCounters()
-        for c in WorkerCounter.allCases where c.isPerService { counters[c] = row[c.rawValue] }
+        for c in WorkerCounter.allCases { counters[c] = row[c.rawValue] }
         return counters
     }
 
-    /// A snapshot from a `ServiceCells` row (or a sum of rows), plus `process` counters (the
-    /// process's own, from `WorkerShared`; zero for one service's snapshot).
-    init(serviceRow row: [Int], process: WorkerCounters = WorkerCounters()) {
+    /// A snapshot from a `ServiceCells` row, or a sum of rows.
+    init(row: [Int]) {
         let extra = ServiceCells.extraBase
         var closes: [CloseReason: Int] = [:]
         for r in CloseReason.allCases where r != .none { closes[r] = row[extra + MetricLayout.closeBase + Int(r.rawValue)] }
@@ -139,19 +138,19 @@ extension MetricsSnapshot {
             return HistogramSnapshot(bounds: bounds, counts: Array(row[b..<(b + cells - 1)]), sum: Double(row[b + cells - 1]) / 1e9)
         }
         self.init(
-            counters: Self.counters(serviceRow: row) + process, closes: closes, connectFailures: failures,
+            counters: Self.counters(row: row), closes: closes, connectFailures: failures,
             connectTime: histogram(MetricLayout.connectBase, MetricLayout.connectCells, MetricBuckets.connectSeconds),
             pairDuration: histogram(MetricLayout.durationBase, MetricLayout.durationCells, MetricBuckets.durationSeconds))
     }
 
-    /// The process: its own counters from each worker, plus every service's rows (removed services
-    /// included: their counts stay in the totals). Reads only cells; takes no lock a worker waits on.
+    /// The process: each worker's own row (process counters, pairs of no service) plus every
+    /// service's rows (removed services included: their counts stay in the totals). Reads only cells;
+    /// takes no lock a worker waits on.
     static func sum(_ workers: [WorkerShared], services: [Service]) -> MetricsSnapshot {
         var row = [Int](repeating: 0, count: ServiceCells.usedCells)
-        for s in services {
-            let t = s.rowTotals()
+        for t in workers.map({ $0.rowTotals() }) + services.map({ $0.rowTotals() }) {
             for i in row.indices { row[i] += t[i] }
         }
-        return MetricsSnapshot(serviceRow: row, process: workers.reduce(WorkerCounters()) { $0 + $1.counters })
+        return MetricsSnapshot(row: row)
     }
 }

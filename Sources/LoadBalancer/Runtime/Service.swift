@@ -50,8 +50,8 @@ public final class Service: Sendable {
     }
 
     /// This service's counters, close causes, connect failures and histograms, summed over workers.
-    public var metrics: MetricsSnapshot { MetricsSnapshot(serviceRow: rowTotals()) }
+    public var metrics: MetricsSnapshot { MetricsSnapshot(row: rowTotals()) }
 
     /// This service's counters summed over workers (the process-only ones read 0).
-    public var counters: WorkerCounters { MetricsSnapshot.counters(serviceRow: rowTotals()) }
+    public var counters: WorkerCounters { MetricsSnapshot.counters(row: rowTotals()) }
 }

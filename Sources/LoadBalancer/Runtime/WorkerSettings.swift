@@ -14,9 +14,6 @@ struct WorkerSettings: Sendable {
     /// Consecutive full reads before a stream moves to splice.
     var spliceAfterFullReads: UInt8 = 2
     var spliceChunk: Int = 64 * 1024
-    /// `--source` addresses by family; empty: no bind before connect.
-    var sourcesV4: [SocketAddress]
-    var sourcesV6: [SocketAddress]
 
     /// `workers` is the count actually started (the configuration's, at least 1): probes divide by it.
     init(_ config: Configuration, workers: Int, fdLimit: Int) {
@@ -24,8 +21,6 @@ struct WorkerSettings: Sendable {
         splice = config.splice
         maxProbesInFlight = config.health.maxInFlight
         workerCount = workers
-        sourcesV4 = config.sources.filter { !$0.isIPv6 }
-        sourcesV6 = config.sources.filter { $0.isIPv6 }
         self.fdLimit = fdLimit
         fdReserve = min(max(32, fdLimit / 100), fdLimit / 4)
     }
@@ -46,6 +41,9 @@ struct ServiceRunSettings: Sendable, Equatable {
     var checkOnIdle: Bool
     /// PROXY protocol both ways, the preamble timeout and the server names this service serves.
     var preamble: PreambleSettings
+    /// `source` addresses by family, taken in turn; empty: no bind before connect.
+    var sourcesV4: [SocketAddress]
+    var sourcesV6: [SocketAddress]
 
     init(_ s: ServiceSettings, workerBufferSize: Int) {
         pair = PairSettings(s)
@@ -58,5 +56,7 @@ struct ServiceRunSettings: Sendable, Equatable {
         panicThreshold = s.panicThreshold
         checkOnIdle = s.checkOnIdle
         preamble = PreambleSettings(s)
+        sourcesV4 = s.sources.filter { !$0.isIPv6 }
+        sourcesV6 = s.sources.filter { $0.isIPv6 }
     }
 }

@@ -29,9 +29,10 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     /// Pairs waiting right now.
     case queueLength
 
-    /// Kept per service (the pair, probe or listener that counts it belongs to one); the others are
-    /// the process's own: accept pauses, splice switches, preambles and server names (refused before
-    /// a service is known, or process-wide settings), pooled buffers and pipes, access-log drops.
+    /// Kept per service (the pair, probe or listener that counts it belongs to one; a pair that a
+    /// listener routing by server name has not routed yet counts on no service, in the process's own
+    /// row); the others are the process's own: accept pauses, splice switches, preambles and server
+    /// names (refused before a service is known), pooled buffers and pipes, access-log drops.
     public var isPerService: Bool {
         switch self {
         case .accepted, .activePairs, .closedPairs, .badGateways, .connectFailures, .bytesUp, .bytesDown,
@@ -101,9 +102,12 @@ struct WorkerReconfiguration: Sendable {
     var openListeners: [WorkerListener] = []
     /// Listener ids to close (a removed address, or a removed service's).
     var closeListeners: [UInt32] = []
+    /// Every listener kept or opened, with its owner and route as the new configuration has them
+    /// (applied after `openListeners`): a shared address changes owner or routes without a new socket.
+    var listenerRoles: [(id: UInt32, service: UInt16, route: ListenerRoute?)] = []
 
     var isEmpty: Bool {
-        added.isEmpty && changed.isEmpty && retired.isEmpty && openListeners.isEmpty && closeListeners.isEmpty
+        added.isEmpty && changed.isEmpty && retired.isEmpty && openListeners.isEmpty && closeListeners.isEmpty && listenerRoles.isEmpty
     }
 }
 
@@ -115,8 +119,9 @@ final class WorkerShared: Sendable {
     private let queue = Mutex<[WorkerCommand]>([])
     let finished = Atomic<Bool>(false)
 
-    /// One cell per `WorkerCounter`, written by the worker thread only; the per-service counters are
-    /// counted in the services' `ServiceCells` instead and stay 0 here.
+    /// A `ServiceCells` row of the process's own, written by the worker thread only: the process-only
+    /// counters, and the pair counters of pairs no service has yet (`unrouted`). A pair of a service
+    /// is counted in that service's row instead.
     /// nonisolated(unsafe): the pointer never changes after init, and every access to what it points
     /// at is atomic.
     nonisolated(unsafe) private let cells: UnsafeMutablePointer<Atomic<Int>>
@@ -126,7 +131,7 @@ final class WorkerShared: Sendable {
     init(index: Int, accessLogCapacity: Int = 0) throws(SystemError) {
         self.index = index
         wakeFD = try Sys.eventFD()
-        cells = CounterCells.allocate(WorkerCounter.allCases.count)
+        cells = CounterCells.allocate(ServiceCells.usedCells)
         accessLog = accessLogCapacity > 0 ? AccessLogRing(capacity: accessLogCapacity) : nil
     }
 
@@ -164,10 +169,13 @@ final class WorkerShared: Sendable {
     @inline(__always)
     func set(_ counter: WorkerCounter, _ value: Int) { cells[counter.rawValue].store(value, ordering: .relaxed) }
 
-    /// The process's own counters of this worker (the per-service ones read 0 here).
-    var counters: WorkerCounters {
-        var snapshot = WorkerCounters()
-        for counter in WorkerCounter.allCases { snapshot[counter] = load(counter) }
-        return snapshot
-    }
+    /// Where a pair on a listener that routes by server name is counted until it is routed (and
+    /// for good, if it never is): no service's.
+    var unrouted: ServiceCells { ServiceCells(base: cells) }
+
+    /// This worker's own row (process counters, and pairs of no service), as `Service.rowTotals`.
+    func rowTotals() -> [Int] { (0..<ServiceCells.usedCells).map { cells[$0].load(ordering: .relaxed) } }
+
+    /// This worker's own counters: the process's, and those of pairs no service has.
+    var counters: WorkerCounters { MetricsSnapshot.counters(row: rowTotals()) }
 }

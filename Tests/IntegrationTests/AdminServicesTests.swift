@@ -178,4 +178,28 @@ import Testing
             #expect(lb.workerCounters.map { $0[.accepted] }.reduce(0, +) == 5)
         }
     }
+
+    /// On a listener shared by name, a pair is its service's once routed; one refused before routing
+    /// counts on no service, and only in the process's totals.
+    @Test func routedPairsCountOnTheirServiceAndUnroutedOnesOnTheProcessOnly() throws {
+        let backends = (0..<2).map { _ in PreambleTests.RecordingBackend() }
+        defer { for b in backends { b.stop() } }
+        let config = try SharedListenerIntegrationTests.config(
+            port: try SharedListenerIntegrationTests.freePort(), backends: backends.map(\.address), withDefault: false)
+        let lb = try LoadBalancer.start(config, log: EventLog(echoToStderr: false))
+        defer { lb.stopNow(); lb.wait() }
+        let admin = try AdminServer.start(lb, on: SocketAddress(host: "127.0.0.1", port: 0)!, token: nil)
+        defer { admin.stop() }
+        let address = lb.listenAddresses[0]
+        #expect(PreambleTests.exchange(address, SharedListenerIntegrationTests.vector("tls13")).1 == "done")  // a.example.com
+        #expect(PreambleTests.exchange(address, SharedListenerIntegrationTests.vector("alpn")).2 == .reset)   // no service takes it
+        #expect(eventually { lb.counters[.closedPairs] == 2 && lb.counters[.activePairs] == 0 })
+        let m = try Self.scrape(admin)
+        #expect(m[#"lb_connections_accepted_total{service="a"}"#] == 1 && m[#"lb_connections_accepted_total{service="b"}"#] == 0)
+        #expect(m[#"lb_pair_duration_seconds_count{service="a"}"#] == 1 && m[#"lb_pair_duration_seconds_count{service="b"}"#] == 0)
+        #expect(m[#"lb_active_pairs{service="a"}"#] == 0)
+        let process = lb.metrics
+        #expect(process.counters[.accepted] == 2 && process.pairDuration.count == 2)
+        #expect(process.closes[.connectFailed] == 0 && process.counters[.serverNameRefused] == 1)
+    }
 }

@@ -138,7 +138,7 @@ public final class AdminAPI: Sendable {
 
     private func change(_ address: SocketAddress, in service: ServiceView, _ result: Result<Void, PoolError>, _ state: String) -> HTTPResponse {
         if case .failure(let error) = result { return .jsonError(404, error.description) }
-        balancer.log.backendChanged(address, state, "by the admin API")
+        balancer.log.backendChanged(address, state, serviceNamed("by the admin API", service.name))
         if state == "removed" {
             var w = JSONWriter()
             w.object { w in
@@ -152,6 +152,13 @@ public final class AdminAPI: Sendable {
         var w = JSONWriter()
         write(info, service: service.name, to: &w, now: MonotonicClock.now())
         return .json(200, w.bytes)
+    }
+
+    /// `cause`, ending with the service when there is more than the one `default` (as the workers'
+    /// health lines do: the same address in two services is two backends).
+    private func serviceNamed(_ cause: String, _ name: String) -> String {
+        let services = balancer.services
+        return services.count == 1 && name == Self.defaultService ? cause : "\(cause), service \(name)"
     }
 
     struct NewBackend: Decodable {
@@ -191,7 +198,7 @@ public final class AdminAPI: Sendable {
         case .failure(.duplicate): return .jsonError(409, "backend \(address) is already in the pool")
         case .failure(let error): return .jsonError(503, error.description)
         case .success(let id):
-            balancer.log.backendChanged(address, "added", "by the admin API (weight \(weight))")
+            balancer.log.backendChanged(address, "added", serviceNamed("by the admin API (weight \(weight))", service.name))
             var w = JSONWriter()
             write(service.pool.info(id: id), service: service.name, to: &w, now: MonotonicClock.now())
             return HTTPResponse(status: 201, contentType: "application/json", body: w.bytes + [10])

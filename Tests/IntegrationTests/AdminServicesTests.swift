@@ -125,6 +125,7 @@ import Testing
             #expect((try adminCall(admin, "GET", "/api/backends/\(shared.address)?service=web")?.json as? [String: Any])?["state"] as? String == "up")
             #expect(lb.service(named: "api")?.pool.info(shared.address)?.admin == .draining)
             #expect(lb.service(named: "web")?.pool.info(shared.address)?.admin != .draining)
+            #expect(lb.log.backendEvents.last.map { $0.state == "drain" && $0.cause == "by the admin API, service api" } == true)
             // An address in one service needs no ?service=.
             #expect(try adminCall(admin, "POST", "/api/backends/\(b.address)/disable")?.status == 200)
             #expect(lb.service(named: "api")?.pool.info(b.address)?.admin == .disabled)

@@ -478,7 +478,8 @@ function renderAttention() {
   $("#attention").innerHTML = rows.map((i) => {
     const state = STATE[h.states[i]];
     return `<li${i === selected ? ' style="background:rgba(34,211,238,.08)"' : ""}><span class="st ${state}">${state}</span>` +
-      `<span class="a grow">${esc(names[i] || "#" + i)}</span><span style="color:var(--dim)">${fmtNum(h.active[i])} act</span>${buttons(i, state)}</li>`;
+      `<span class="a grow">${esc(names[i] || "#" + i)}${stats.services.length > 1 ? ` <span style="color:var(--dim)">${esc(services[i] || "")}</span>` : ""}</span>` +
+      `<span style="color:var(--dim)">${fmtNum(h.active[i])} act</span>${buttons(i, state)}</li>`;
   }).join("") || `<li class="empty">all backends up</li>`;
 }
 $("#attention").addEventListener("click", (ev) => {

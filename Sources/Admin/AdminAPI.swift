@@ -138,7 +138,7 @@ public final class AdminAPI: Sendable {
 
     private func change(_ address: SocketAddress, in service: ServiceView, _ result: Result<Void, PoolError>, _ state: String) -> HTTPResponse {
         if case .failure(let error) = result { return .jsonError(404, error.description) }
-        balancer.log.backendChanged(address, state, "by the admin API")
+        balancer.log.backendChanged(address, state, serviceNamed("by the admin API", service.name))
         if state == "removed" {
             var w = JSONWriter()
             w.object { w in
@@ -152,6 +152,13 @@ public final class AdminAPI: Sendable {
         var w = JSONWriter()
         write(info, service: service.name, to: &w, now: MonotonicClock.now())
         return .json(200, w.bytes)
+    }
+
+    /// `cause`, ending with the service when there is more than the one `default` (as the workers'
+    /// health lines do: the same address in two services is two backends).
+    private func serviceNamed(_ cause: String, _ name: String) -> String {
+        let services = balancer.services
+        return services.count == 1 && name == Self.defaultService ? cause : "\(cause), service \(name)"
     }
 
     struct NewBackend: Decodable {
@@ -191,7 +198,7 @@ public final class AdminAPI: Sendable {
         case .failure(.duplicate): return .jsonError(409, "backend \(address) is already in the pool")
         case .failure(let error): return .jsonError(503, error.description)
         case .success(let id):
-            balancer.log.backendChanged(address, "added", "by the admin API (weight \(weight))")
+            balancer.log.backendChanged(address, "added", serviceNamed("by the admin API (weight \(weight))", service.name))
             var w = JSONWriter()
             write(service.pool.info(id: id), service: service.name, to: &w, now: MonotonicClock.now())
             return HTTPResponse(status: 201, contentType: "application/json", body: w.bytes + [10])
@@ -258,7 +265,6 @@ public final class AdminAPI: Sendable {
     func stats() -> [UInt8] {
         let lb = balancer
         let m = lb.metrics
-        let c = m.counters
         let services = ServiceView.all(lb)
         let backends = services.backends()
         let now = MonotonicClock.now()
@@ -276,20 +282,7 @@ public final class AdminAPI: Sendable {
             w.key("listeners")
             w.array { w in for a in lb.listenAddresses { w.string(a.description) } }
             w.key("totals")
-            w.object { w in
-                w.field("accepted", c[.accepted])
-                w.field("active", c[.activePairs])
-                w.field("closed", c[.closedPairs])
-                w.field("bytes_to_backends", c[.bytesUp])
-                w.field("bytes_to_clients", c[.bytesDown])
-                w.field("bad_gateways", c[.badGateways])
-                w.field("connect_attempts", c[.connectAttempts])
-                w.field("connect_failures", m.connectFailures.values.reduce(0, +))
-                w.field("retries", c[.retries])
-                w.field("health_checks", c[.probesStarted])
-                w.field("health_check_failures", c[.probesFailed])
-                w.field("access_log_dropped", c[.accessLogDropped])
-            }
+            Self.writeTotals(m, process: true, to: &w)
             w.key("closes")
             w.object { w in for r in CloseReason.allCases where r != .none { w.field(r.name, m.closes[r] ?? 0) } }
             w.key("connect_time")
@@ -333,7 +326,20 @@ public final class AdminAPI: Sendable {
                         for s in ["up", "down", "drain", "disabled"] { w.field(s, counts[service.name]?[s] ?? 0) }
                         w.field("active", service.active)
                         w.field("backend_connections", backendActive[service.name] ?? 0)
-                        w.field("connections_per_second", ((serviceRates[service.name] ?? 0) * 10).rounded() / 10)
+                        let rate = serviceRates[service.name] ?? StatsHistory.Rates()
+                        w.field("connections_per_second", (rate.connections * 10).rounded() / 10)
+                        let m = service.metrics
+                        w.key("totals")
+                        Self.writeTotals(m, to: &w)
+                        w.key("rates")
+                        Self.writeRates(rate, to: &w)
+                        w.key("closes")
+                        w.object { w in for r in CloseReason.allCases where r != .none { w.field(r.name, m.closes[r] ?? 0) } }
+                        w.key("connect_time")
+                        w.object { w in
+                            w.field("p50", Self.quantile(m.connectTime, 0.5))
+                            w.field("p99", Self.quantile(m.connectTime, 0.99))
+                        }
                     }
                 }
             }
@@ -357,6 +363,43 @@ public final class AdminAPI: Sendable {
             w.raw(String(decoding: events(since: 0, limit: 15), as: UTF8.self))
         }
         return w.bytes
+    }
+
+    /// The counters of `m` as a JSON object; `process` adds the process's own (access-log drops).
+    static func writeTotals(_ m: MetricsSnapshot, process: Bool = false, to w: inout JSONWriter) {
+        let c = m.counters
+        w.object { w in
+            w.field("accepted", c[.accepted])
+            w.field("active", c[.activePairs])
+            w.field("closed", c[.closedPairs])
+            w.field("bytes_to_backends", c[.bytesUp])
+            w.field("bytes_to_clients", c[.bytesDown])
+            w.field("bad_gateways", c[.badGateways])
+            w.field("connect_attempts", c[.connectAttempts])
+            w.field("connect_failures", m.connectFailures.values.reduce(0, +))
+            w.field("retries", c[.retries])
+            w.field("health_checks", c[.probesStarted])
+            w.field("health_check_failures", c[.probesFailed])
+            w.field("refused", c[.refused])
+            w.field("queued", c[.queued])
+            w.field("queue_timeouts", c[.queueTimeouts])
+            w.field("queue_length", c[.queueLength])
+            if process { w.field("access_log_dropped", c[.accessLogDropped]) }
+        }
+    }
+
+    /// Per-second rates as a JSON object (one decimal).
+    static func writeRates(_ r: StatsHistory.Rates, to w: inout JSONWriter) {
+        func f(_ v: Double) -> Double { (v * 10).rounded() / 10 }
+        w.object { w in
+            w.field("connections", f(r.connections))
+            w.field("bytes_to_backends", f(r.bytesUp))
+            w.field("bytes_to_clients", f(r.bytesDown))
+            w.field("bad_gateways", f(r.badGateways))
+            w.field("connect_failures", f(r.connectFailures))
+            w.field("resets", f(r.resets))
+            w.field("timeouts", f(r.timeouts))
+        }
     }
 
     /// A quantile estimated from histogram buckets (linear within the bucket, as Prometheus'

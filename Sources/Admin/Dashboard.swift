@@ -86,6 +86,12 @@ canvas.chart { width: 100%; height: 170px; display: block; }
   border-radius: 7px; padding: 8px; font: 13px ui-monospace, monospace; }
 #flash { position: fixed; right: 18px; bottom: 18px; background: var(--panel2); border: 1px solid var(--line); border-radius: 8px;
   padding: 8px 12px; display: none; z-index: 6; }
+#services-panel { display: none; }
+table.svc { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; font-size: 13px; }
+table.svc th { color: var(--dim); font-size: 11px; letter-spacing: 1px; text-transform: uppercase; font-weight: 600; text-align: right;
+  padding: 3px 8px; border-bottom: 1px solid var(--line); }
+table.svc td { text-align: right; padding: 4px 8px; border-bottom: 1px solid rgba(29,41,66,.6); white-space: nowrap; }
+table.svc th:first-child, table.svc td:first-child { text-align: left; font-weight: 650; }
 @media (max-width: 1100px) { .kpis { grid-template-columns: repeat(3, 1fr); } .charts { grid-template-columns: 1fr; } .lower { grid-template-columns: 1fr; } }
 </style>
 </head>
@@ -116,6 +122,13 @@ canvas.chart { width: 100%; height: 170px; display: block; }
   <div class="panel"><h2>Connections / s <span class="legend"><span><i style="background:var(--cyan)"></i>accepted</span><span><i style="background:var(--violet)"></i>active pairs</span></span></h2><canvas class="chart" id="chart-conn"></canvas></div>
   <div class="panel"><h2>Bytes / s <span class="legend"><span><i style="background:var(--blue)"></i>to clients</span><span><i style="background:var(--green)"></i>to backends</span></span></h2><canvas class="chart" id="chart-bytes"></canvas></div>
   <div class="panel"><h2>Errors / s <span class="legend"><span><i style="background:var(--red)"></i>502</span><span><i style="background:var(--amber)"></i>connect failed</span><span><i style="background:var(--violet)"></i>resets</span><span><i style="background:var(--dim)"></i>timeouts</span></span></h2><canvas class="chart" id="chart-errors"></canvas></div>
+</section>
+
+<section class="panel" id="services-panel">
+  <h2>Services</h2>
+  <table class="svc"><thead><tr><th>service</th><th>conn/s</th><th>active</th><th>to clients/s</th><th>to backends/s</th>
+    <th>errors/s</th><th>backends up</th><th>connect p50 · p99</th><th>accepted</th><th>502s</th></tr></thead>
+    <tbody id="services"></tbody></table>
 </section>
 
 <section class="lower">
@@ -289,6 +302,7 @@ function render() {
     { data: h.timeouts, color: "#7d8aa6" },
   ], fmtNum);
   drawHeat();
+  renderServices();
   renderEvents();
   renderAttention();
 }
@@ -419,6 +433,23 @@ $("#heat").addEventListener("click", (ev) => { const i = cellAt(ev); selected = 
 
 function esc(t) { return String(t).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c])); }
 
+// One row per service, shown when there are several (with one, the tiles above are that service).
+function renderServices() {
+  const list = stats.services, panel = $("#services-panel");
+  panel.style.display = list.length > 1 ? "block" : "none";
+  $("#services").dataset.rows = String(list.length);
+  if (list.length < 2) { $("#services").innerHTML = ""; return; }
+  $("#services").innerHTML = list.map((x) => {
+    const r = x.rates || {}, t = x.totals || {}, ct = x.connect_time || {};
+    const errs = (r.bad_gateways || 0) + (r.connect_failures || 0) + (r.resets || 0) + (r.timeouts || 0);
+    const upClass = x.down > 0 ? "c-amber" : "c-green";
+    return `<tr data-service="${esc(x.name)}"><td>${esc(x.name)}</td><td class="c-cyan">${fmtNum(r.connections)}</td>` +
+      `<td class="c-violet">${fmtNum(x.active)}</td><td>${fmtBytes(r.bytes_to_clients)}</td><td>${fmtBytes(r.bytes_to_backends)}</td>` +
+      `<td class="${errs > 0 ? "c-red" : ""}">${fmtNum(errs)}</td><td class="${upClass}">${fmtCount(x.up)} / ${fmtCount(x.backends)}</td>` +
+      `<td>${fmtDur(ct.p50)} · ${fmtDur(ct.p99)}</td><td>${fmtCount(t.accepted || 0)}</td><td>${fmtCount(t.bad_gateways || 0)}</td></tr>`;
+  }).join("");
+}
+
 function renderEvents() {
   const list = stats.events.slice().reverse();
   $("#events").innerHTML = list.length ? list.map((e) =>
@@ -447,7 +478,8 @@ function renderAttention() {
   $("#attention").innerHTML = rows.map((i) => {
     const state = STATE[h.states[i]];
     return `<li${i === selected ? ' style="background:rgba(34,211,238,.08)"' : ""}><span class="st ${state}">${state}</span>` +
-      `<span class="a grow">${esc(names[i] || "#" + i)}</span><span style="color:var(--dim)">${fmtNum(h.active[i])} act</span>${buttons(i, state)}</li>`;
+      `<span class="a grow">${esc(names[i] || "#" + i)}${stats.services.length > 1 ? ` <span style="color:var(--dim)">${esc(services[i] || "")}</span>` : ""}</span>` +
+      `<span style="color:var(--dim)">${fmtNum(h.active[i])} act</span>${buttons(i, state)}</li>`;
   }).join("") || `<li class="empty">all backends up</li>`;
 }
 $("#attention").addEventListener("click", (ev) => {

@@ -14,11 +14,9 @@ struct MetricsPage {
         let global = lb.metrics
         var w = PrometheusWriter(reserving: 96 * 10 * max(backends.count, 16) + 16_384)
         let serviceLabels = services.map { PrometheusWriter.labels(["service": $0.name]) }
-        // Counted per service where the balancer keeps them per service; else once, for the process.
-        let perService = services.allSatisfy { $0.metrics != nil }
-        let scoped: [([UInt8], MetricsSnapshot)] = perService
-            ? zip(serviceLabels, services.map { $0.metrics! }).map { ($0, $1) }
-            : [([], global)]
+        // Every pair, probe and admission count is kept per service (a removed service's series go
+        // away with it; its counts stay in the process's totals, /api/stats).
+        let scoped: [([UInt8], MetricsSnapshot)] = zip(serviceLabels, services.map(\.metrics)).map { ($0, $1) }
 
         func family(_ name: String, _ kind: PrometheusWriter.Kind, _ help: String, _ value: (ServiceView) -> Int) {
             w.family(name, kind, help: help)
@@ -49,6 +47,11 @@ struct MetricsPage {
         scopedFamily("lb_retries_total", .counter, "Connect attempts that were retries on another backend after a failure.") { $0.counters[.retries] }
         scopedFamily("lb_health_checks_total", .counter, "Active health probes started.") { $0.counters[.probesStarted] }
         scopedFamily("lb_health_check_failures_total", .counter, "Active health probes that failed.") { $0.counters[.probesFailed] }
+        scopedFamily("lb_refused_total", .counter, "Clients reset at accept by --allow/--deny or --max-conns-per-source.") { $0.counters[.refused] }
+        scopedFamily("lb_queued_total", .counter, "Connections that waited for a backend place (every backend at its limit).") { $0.counters[.queued] }
+        scopedFamily("lb_queue_timeouts_total", .counter, "Queued connections whose --queue-timeout ran out.") { $0.counters[.queueTimeouts] }
+        w.family("lb_queue_length", .gauge, help: "Connections waiting for a backend place now.")
+        for (labels, m) in scoped { w.sample("lb_queue_length", labels, m.counters[.queueLength]) }
 
         var transitions: [String: Int] = [:]
         var byState: [String: [String: Int]] = [:]
@@ -82,10 +85,6 @@ struct MetricsPage {
         }
         process("lb_access_log_dropped_total", .counter, "Access-log lines dropped because the writer could not keep up (traffic is never held back).", c[.accessLogDropped])
         process("lb_accept_pauses_total", .counter, "Times accepting paused: out of file descriptors or memory, or at --max-conns.", c[.acceptPauses])
-        process("lb_refused_total", .counter, "Clients reset at accept by --allow/--deny or --max-conns-per-source.", c[.refused])
-        process("lb_queued_total", .counter, "Connections that waited for a backend place (every backend at its limit).", c[.queued])
-        process("lb_queue_timeouts_total", .counter, "Queued connections whose --queue-timeout ran out.", c[.queueTimeouts])
-        process("lb_queue_length", .gauge, "Connections waiting for a backend place now.", c[.queueLength])
         process("lb_splice_switches_total", .counter, "Stream directions moved from copying to splice(2).", c[.spliceSwitches])
         process("lb_buffers_in_use", .gauge, "Pooled buffers holding bytes in flight.", c[.buffersInUse])
         process("lb_pipes_in_use", .gauge, "Pooled pipes holding bytes in flight.", c[.pipesInUse])

@@ -1,33 +1,21 @@
 import LoadBalancer
 
-/// One service as the admin side shows it: a name, a backend pool, and its pair counters. The one
-/// place the admin code learns what services the balancer runs; everything else iterates over these.
+/// One service as the admin side shows it: a name, a backend pool, and its counters. The one place
+/// the admin code learns what services the balancer runs; everything else iterates over these.
 struct ServiceView {
     var name: String
     var pool: BackendPool
-    var accepted: Int
-    var active: Int
-    var badGateways: Int
-    /// This service's close reasons, connect failures and histograms; nil when the balancer keeps
-    /// them for the process only (then /metrics shows them once, without a service label).
-    var metrics: MetricsSnapshot?
+    /// This service's counters, close causes, connect failures and histograms, summed over workers
+    /// (the process-only counters read 0 here: they live in `LoadBalancer.metrics`).
+    var metrics: MetricsSnapshot
 
-    /// The balancer's services, in configuration order. With one service, the process-wide close
-    /// reasons, connect failures and histograms are that service's; with several they are kept for the
-    /// process only (per-service pair counters still come from each service).
+    var accepted: Int { metrics.counters[.accepted] }
+    var active: Int { metrics.counters[.activePairs] }
+    var badGateways: Int { metrics.counters[.badGateways] }
+
+    /// The balancer's current services, in configuration order.
     static func all(_ lb: LoadBalancer) -> [ServiceView] {
-        let services = lb.services
-        if services.count == 1 {
-            let m = lb.metrics
-            let c = m.counters
-            return [ServiceView(name: services[0].name, pool: services[0].pool, accepted: c[.accepted],
-                                active: c[.activePairs], badGateways: c[.badGateways], metrics: m)]
-        }
-        return services.map { s in
-            let c = s.counters
-            return ServiceView(name: s.name, pool: s.pool, accepted: c[.accepted], active: c[.activePairs],
-                               badGateways: c[.badGateways], metrics: nil)
-        }
+        lb.services.map { ServiceView(name: $0.name, pool: $0.pool, metrics: $0.metrics) }
     }
 }
 

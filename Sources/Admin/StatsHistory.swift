@@ -36,9 +36,9 @@ struct StatsHistory {
     /// over about ten seconds (an exponential moving average). One second alone shows round robin's
     /// sweep: with fewer connections a second than backends, each gets 0 or 1.
     private(set) var backendTotals: [BackendKey: Int] = [:]
-    /// Per service: connections accepted at the last sample, and per second since.
-    private(set) var serviceAccepted: [String: Int] = [:]
-    private(set) var serviceRates: [String: Double] = [:]
+    /// Per service: its sample at the last tick, and its rates since the one before.
+    private(set) var serviceSamples: [String: Sample] = [:]
+    private(set) var serviceRates: [String: Rates] = [:]
     private(set) var backendRates: [BackendKey: Double] = [:]
 
     struct BackendKey: Hashable {
@@ -64,19 +64,33 @@ struct StatsHistory {
         return s
     }
 
-    /// Adds a sample; the first one only sets the baseline.
+    /// Per-second rates from `before` to `s`, `seconds` apart (a counter that went back reads 0).
+    static func rates(_ s: Sample, _ before: Sample, _ seconds: Double) -> Rates {
+        func rate(_ a: Int, _ b: Int) -> Double { Double(max(a - b, 0)) / seconds }
+        var r = Rates()
+        r.connections = rate(s.accepted, before.accepted)
+        r.bytesUp = rate(s.bytesUp, before.bytesUp)
+        r.bytesDown = rate(s.bytesDown, before.bytesDown)
+        r.badGateways = rate(s.badGateways, before.badGateways)
+        r.connectFailures = rate(s.connectFailures, before.connectFailures)
+        r.resets = rate(s.resets, before.resets)
+        r.timeouts = rate(s.timeouts, before.timeouts)
+        return r
+    }
+
+    /// Adds a sample (the process's; each service's is taken from `services`); the first one only
+    /// sets the baseline.
     mutating func record(_ s: Sample, services: [ServiceView], backends: [ServiceBackend]) {
         defer { last = s }
         let seconds = last.map { Double(s.time &- $0.time) / 1e9 } ?? 0
-        var accepted: [String: Int] = [:]
-        var serviceRates: [String: Double] = [:]
+        var samples: [String: Sample] = [:]
+        var serviceRates: [String: Rates] = [:]
         for service in services {
-            accepted[service.name] = service.accepted
-            if seconds > 0, let before = serviceAccepted[service.name] {
-                serviceRates[service.name] = Double(max(service.accepted - before, 0)) / seconds
-            }
+            let sample = Self.sample(service.metrics, now: s.time)
+            samples[service.name] = sample
+            if seconds > 0, let before = serviceSamples[service.name] { serviceRates[service.name] = Self.rates(sample, before, seconds) }
         }
-        serviceAccepted = accepted
+        serviceSamples = samples
         self.serviceRates = serviceRates
         var totals: [BackendKey: Int] = [:]
         totals.reserveCapacity(backends.count)
@@ -94,16 +108,7 @@ struct StatsHistory {
         backendTotals = totals
         backendRates = perBackend
         guard let last, seconds > 0 else { return }
-        func rate(_ a: Int, _ b: Int) -> Double { Double(max(a - b, 0)) / seconds }
-        var r = Rates()
-        r.connections = rate(s.accepted, last.accepted)
-        r.bytesUp = rate(s.bytesUp, last.bytesUp)
-        r.bytesDown = rate(s.bytesDown, last.bytesDown)
-        r.badGateways = rate(s.badGateways, last.badGateways)
-        r.connectFailures = rate(s.connectFailures, last.connectFailures)
-        r.resets = rate(s.resets, last.resets)
-        r.timeouts = rate(s.timeouts, last.timeouts)
-        rates.append(r)
+        rates.append(Self.rates(s, last, seconds))
         active.append(s.active)
         if rates.count > capacity {
             rates.removeFirst(rates.count - capacity)

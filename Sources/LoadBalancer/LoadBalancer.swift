@@ -42,6 +42,9 @@ public final class LoadBalancer: Sendable {
         /// draining, and their access records name them).
         var serviceNames: [String]
         var nextListenerID: UInt32
+        /// Every service ever started, by index: the process's totals sum their counters (a removed
+        /// service's counts stay in them).
+        var everyService: [Service] = []
     }
 
     /// The configuration running now (the last one a reload applied).
@@ -160,7 +163,8 @@ public final class LoadBalancer: Sendable {
             closeAll(from: built)
             throw error
         }
-        let runState = RunState(configuration: configuration, services: running, serviceNames: running.map(\.service.name), nextListenerID: nextID)
+        let runState = RunState(configuration: configuration, services: running, serviceNames: running.map(\.service.name), nextListenerID: nextID,
+                                everyService: running.map(\.service))
         let balancer = LoadBalancer(log: log, workers: shared, settings: settings, state: runState)
         var started: [OSThread] = []
         for boot in boots {
@@ -291,11 +295,19 @@ public final class LoadBalancer: Sendable {
 
     public var isFinished: Bool { workers.allSatisfy { $0.finished.load(ordering: .acquiring) } }
 
-    /// Totals over all workers.
-    public var counters: WorkerCounters { workers.reduce(WorkerCounters()) { $0 + $1.counters } }
+    /// Every service started since the process began, by index (removed ones included).
+    var everyService: [Service] { state.withLock { $0.everyService } }
 
-    /// Per worker, in worker order.
-    public var workerCounters: [WorkerCounters] { workers.map(\.counters) }
+    /// Totals over all workers and services (removed services included).
+    public var counters: WorkerCounters { metrics.counters }
+
+    /// Per worker, in worker order: its process counters plus its rows of every service.
+    public var workerCounters: [WorkerCounters] {
+        let services = everyService
+        return workers.map { w in
+            services.reduce(w.counters) { $0 + MetricsSnapshot.counters(row: $1.rowTotals(worker: w.index)) }
+        }
+    }
 
     public var workerCount: Int { workers.count }
 
@@ -313,9 +325,10 @@ public final class LoadBalancer: Sendable {
     /// True once a drain or stop began (the admin API's `/healthz` answers 503 from then on).
     public var isDraining: Bool { draining.load(ordering: .relaxed) }
 
-    /// Counters, close reasons, connect failure causes and histograms, summed over workers. Reads only
-    /// the workers' own cells: a scrape never pauses or slows a worker.
-    public var metrics: MetricsSnapshot { MetricsSnapshot.sum(workers) }
+    /// Counters, close reasons, connect failure causes and histograms, summed over workers and every
+    /// service (removed ones included; `Service.metrics` gives one service's). Reads only the workers'
+    /// own cells: a scrape never pauses or slows a worker.
+    public var metrics: MetricsSnapshot { MetricsSnapshot.sum(workers, services: everyService) }
 
     /// Each worker's ring of closed-pair records (empty when the access log is off): the access-log
     /// writer drains them. One consumer at a time.

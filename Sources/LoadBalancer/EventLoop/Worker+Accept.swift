@@ -169,7 +169,7 @@ extension Worker {
             // for the header's client address (`admitProxiedClient`).
             let proxied = needs & PreambleNeeds.proxyHeader != 0
             let key = wantsPeer && !proxied ? StableHash.sourceKey(peer) : 0
-            if !routed && !proxied && admission.checksAddress && !admitClient(fd: fd, peer: peer, key: key, admission: admission) { continue }
+            if !routed && !proxied && admission.checksAddress && !admitClient(fd: fd, peer: peer, key: key, service: service, admission: admission) { continue }
             startPair(clientFD: fd, service: service, listener: position, peer: peer, sourceKey: key,
                       sourceCounted: !routed && !proxied && admission.settings.maxConnsPerSource > 0, preamble: needs,
                       routeID: routeID, routeTimeout: routeTimeout)
@@ -211,16 +211,16 @@ extension Worker {
             return
         }
         activePairs += 1
-        shared.bump(.accepted)
-        shared.bump(.activePairs)
         let s = self.service(p)
         if routeID != 0 {
+            // Counted as accepted once routed (by its service), or at its close if it never is.
+            shared.unrouted.bump(.activePairs)
             _ = execute(p, p.pointee.lifecycle.acceptedAwaitingPreamble(now: now, timeout: routeTimeout))
             return
         }
         s.pointee.activePairs += 1
-        s.pointee.service.bump(.accepted, worker: shared.index)
-        s.pointee.service.bump(.activePairs, worker: shared.index)
+        s.pointee.cells.bump(.accepted)
+        s.pointee.cells.bump(.activePairs)
         if preamble != 0 {
             _ = execute(p, p.pointee.lifecycle.acceptedAwaitingPreamble(now: now, timeout: s.pointee.settings.preamble.timeout))
             return

@@ -67,7 +67,9 @@ public struct WorkerDriver<K: Kernel>: ~Copyable {
     /// The commands other threads (or a simulated operator) send; safe to keep while the worker runs.
     public var mailbox: WorkerMailbox<K> { WorkerMailbox(shared: shared) }
 
-    public var counters: WorkerCounters { shared.counters }
+    /// The worker's counters: its own row plus its row of every service (most pair, probe and
+    /// admission counters are counted per service), as `LoadBalancer.workerCounters` sums them.
+    public var counters: WorkerCounters { services.reduce(shared.counters) { $0 + $1.counters } }
 
     /// The worker's state now: its pairs, timers, buffers and probes.
     public func inspect() -> WorkerInspection {

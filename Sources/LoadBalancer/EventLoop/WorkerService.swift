@@ -6,6 +6,8 @@ struct WorkerService: ~Copyable {
     let service: Service
     let pool: BackendPool
     let admission: Admission
+    /// This worker's counters for the service (its row of the service's cells).
+    let cells: ServiceCells
     var settings: ServiceRunSettings
     var view: Balancer
     var walk: ProbeWalk
@@ -30,6 +32,7 @@ struct WorkerService: ~Copyable {
         view = Balancer(pool: service.pool, seed: UInt64(workerIndex) &+ 1, panicThreshold: settings.panicThreshold)
         pool = service.pool
         admission = service.admission
+        cells = service.cells(worker: workerIndex)
         self.settings = settings
         walk = ProbeWalk(settings: settings, workerIndex: workerIndex, backendCapacity: service.pool.table.capacity, now: now)
     }

@@ -61,7 +61,7 @@ extension Worker {
 
     private mutating func startProbe(_ id: BackendID, _ svc: UnsafeMutablePointer<WorkerService>, confirm: Bool = false) {
         guard let slot = prober.allocate() else { return }
-        shared.bump(.probesStarted)
+        svc.pointee.cells.bump(.probesStarted)
         let address = svc.pointee.pool.table.addresses[Int(id)]
         let s = prober.slots + Int(slot)
         s.pointee.backend = id
@@ -211,7 +211,7 @@ extension Worker {
         let svc = services + Int(s.pointee.service)
         svc.pointee.walk.probing[Int(id)] = false
         prober.free(slot)
-        if !ok { shared.bump(.probesFailed) }
+        if !ok { svc.pointee.cells.bump(.probesFailed) }
         let event: HealthEvent = ok ? .probeSucceeded : .probeFailed(failure)
         let settings = svc.pointee.settings
         let (transition, state) = svc.pointee.pool.apply(event, to: id, rise: settings.rise, fall: settings.fall)

@@ -11,21 +11,21 @@ extension Worker {
 
     /// Allow/deny and the per-source limit for a just-accepted client. False: refused with a reset
     /// (SO_LINGER 0, so the client sees ECONNRESET at once) and counted; the fd is closed.
-    mutating func admitClient(fd: Int32, peer: SocketAddress, key: UInt64, admission: Admission) -> Bool {
+    mutating func admitClient(fd: Int32, peer: SocketAddress, key: UInt64, service: UInt16, admission: Admission) -> Bool {
         if !admission.settings.permits(peer) {
-            refuse(fd, admission)
+            refuse(fd, service, admission)
             return false
         }
         if admission.settings.maxConnsPerSource > 0 && !admission.admitSource(key) {
-            refuse(fd, admission)
+            refuse(fd, service, admission)
             return false
         }
         return true
     }
 
-    private mutating func refuse(_ fd: Int32, _ admission: Admission) {
+    private mutating func refuse(_ fd: Int32, _ service: UInt16, _ admission: Admission) {
         // Counted before the close: whoever sees the reset sees the count.
-        shared.bump(.refused)
+        services[Int(service)].cells.bump(.refused)
         admission.release()
         _ = try? K.setLingerReset(fd)
         K.close(fd)
@@ -43,7 +43,7 @@ extension Worker {
         if p.pointee.queued {
             p.pointee.queued = false
             queuedPairs -= 1
-            shared.bump(.queueLength, by: -1)
+            s.pointee.cells.bump(.queueLength, by: -1)
         }
         // A place is free: a service paused at --max-conns resumes at this loop's next turn.
         if s.pointee.pausedAtLimit { limitCheckAt = now }
@@ -66,8 +66,8 @@ extension Worker {
         p.pointee.queued = true
         queuedPairs += 1
         timers.schedule(index, at: now &+ queueTimeout)
-        shared.bump(.queued)
-        shared.bump(.queueLength)
+        s.pointee.cells.bump(.queued)
+        s.pointee.cells.bump(.queueLength)
         return true
     }
 
@@ -93,7 +93,7 @@ extension Worker {
             s.pointee.queueHead += 1
             p.pointee.queued = false
             queuedPairs -= 1
-            shared.bump(.queueLength, by: -1)
+            s.pointee.cells.bump(.queueLength, by: -1)
             switch result {
             case .backend(let id):
                 timers.schedule(Int32(index), at: now &+ pairSettings(p).connectTimeout)
@@ -115,8 +115,9 @@ extension Worker {
     mutating func queueTimedOut(_ p: UnsafeMutablePointer<ConnectionPair>) {
         p.pointee.queued = false
         queuedPairs -= 1
-        shared.bump(.queueLength, by: -1)
-        shared.bump(.queueTimeouts)
+        let cells = service(p).pointee.cells
+        cells.bump(.queueLength, by: -1)
+        cells.bump(.queueTimeouts)
         _ = execute(p, p.pointee.lifecycle.noBackend(now: now, settings: pairSettings(p), reason: .queueTimeout))
     }
 }

@@ -1,14 +1,22 @@
 import Glibc
 
 extension Worker {
+    /// Where a pair's events are counted: its service's row, or the worker's own while a listener
+    /// that routes by server name has not yet routed it.
+    @inline(__always)
+    func pairCells(_ p: UnsafeMutablePointer<ConnectionPair>) -> ServiceCells {
+        p.pointee.routeID == 0 ? service(p).pointee.cells : shared.unrouted
+    }
+
     /// Carries out a lifecycle decision. Returns false when the pair is gone.
     @discardableResult
     mutating func execute(_ p: UnsafeMutablePointer<ConnectionPair>, _ actions: PairActions) -> Bool {
         let flags = actions.flags
         if flags.isEmpty { return true }
         if flags.contains(.discardBackend) {
-            shared.countConnectFailure(actions.failure)
-            if flags.contains(.connect) { shared.bump(.retries) }
+            let cells = pairCells(p)
+            cells.countConnectFailure(actions.failure)
+            if flags.contains(.connect) { cells.bump(.retries) }
         }
         if flags.contains(.markBackendFailed) { backendFailed(p.pointee.backend, of: p, actions.failure) }
         if flags.contains(.reportSilentBackend) { backendSilent(p.pointee.backend, of: p) }
@@ -23,14 +31,13 @@ extension Worker {
         }
         if flags.contains(.armTimer) { timers.schedule(Int32(p - pairs), at: actions.deadline) }
         if flags.contains(.sendBadGateway) {
-            shared.bump(.badGateways)
-            service(p).pointee.service.bump(.badGateways, worker: shared.index)
+            pairCells(p).bump(.badGateways)
         }
         if flags.contains(.lingerClient) { return endClient(p, badGateway: flags.contains(.sendBadGateway)) }
         if flags.contains(.connect) { return connectNext(p) }
         if flags.contains(.startForwarding) {
             p.pointee.connectedAt = now
-            shared.observeConnect(nanoseconds: now &- p.pointee.acceptedAt)
+            pairCells(p).observeConnect(nanoseconds: now &- p.pointee.acceptedAt)
             if service(p).pointee.settings.preamble.send != nil || p.pointee.up.hasPending { return startForwardingWithPreamble(p) }
             // Bytes the client sent while we connected are still in its socket: read them now.
             if p.pointee.up.readable || p.pointee.up.sourceHup {
@@ -87,7 +94,7 @@ extension Worker {
         _ = try? K.setUrgentInline(fd)
         p.pointee.backendFD = fd
         p.pointee.backend = id
-        shared.bump(.connectAttempts)
+        s.pointee.cells.bump(.connectAttempts)
         let result: Sys.ConnectResult
         do {
             try bindSource(fd, family: address.family, service: s)
@@ -158,17 +165,21 @@ extension Worker {
         release(&p.pointee.up)
         release(&p.pointee.down)
         activePairs -= 1
-        shared.bump(.activePairs, by: -1)
-        // A pair still waiting to be routed by server name was counted on no service.
+        let cells: ServiceCells
         if p.pointee.routeID == 0 {
             releaseAdmission(p)
             let s = service(p)
             s.pointee.activePairs -= 1
-            s.pointee.service.bump(.activePairs, worker: shared.index, by: -1)
+            cells = s.pointee.cells
+        } else {
+            // Never routed by server name: counted on no service, accepted only now (`startPair`).
+            cells = shared.unrouted
+            cells.bump(.accepted)
         }
-        shared.bump(.closedPairs)
-        if up > 0 { shared.bump(.bytesUp, by: up) }
-        if down > 0 { shared.bump(.bytesDown, by: down) }
+        cells.bump(.activePairs, by: -1)
+        cells.bump(.closedPairs)
+        if up > 0 { cells.bump(.bytesUp, by: up) }
+        if down > 0 { cells.bump(.bytesDown, by: down) }
         freePair(p)
     }
 
@@ -220,7 +231,7 @@ extension Worker {
         let s = service(p)
         let pool = s.pointee.pool, settings = s.pointee.settings
         pool.table.failedConnects[Int(id)].add(1, ordering: .relaxed)
-        shared.bump(.connectFailures)
+        s.pointee.cells.bump(.connectFailures)
         let (transition, state) = pool.apply(.connectFailed(failure), to: id, rise: settings.rise, fall: settings.fall)
         if transition == .wentDown {
             // A failed connect marks down at once: the count is the failures that really happened.

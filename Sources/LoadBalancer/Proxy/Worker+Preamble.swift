@@ -154,12 +154,12 @@ extension Worker {
         p.pointee.sourceKey = StableHash.sourceKey(client)
         guard admission.checksAddress else { return true }
         if !admission.settings.permits(client) {
-            shared.bump(.refused)
+            s.pointee.cells.bump(.refused)
             return execute(p, p.pointee.lifecycle.preambleRejected(because: .refused))
         }
         if admission.settings.maxConnsPerSource > 0 {
             guard admission.admitSource(p.pointee.sourceKey) else {
-                shared.bump(.refused)
+                s.pointee.cells.bump(.refused)
                 return execute(p, p.pointee.lifecycle.preambleRejected(because: .refused))
             }
             p.pointee.sourceCounted = true
@@ -187,14 +187,15 @@ extension Worker {
         let s = services + target
         let admission = s.pointee.admission
         guard admission.reserve() else {
-            shared.bump(.refused)
+            s.pointee.cells.bump(.refused)
             return execute(p, p.pointee.lifecycle.preambleRejected(because: .refused))
         }
         p.pointee.service = UInt16(target)
         p.pointee.routeID = 0
+        shared.unrouted.bump(.activePairs, by: -1)
         s.pointee.activePairs += 1
-        s.pointee.service.bump(.accepted, worker: shared.index)
-        s.pointee.service.bump(.activePairs, worker: shared.index)
+        s.pointee.cells.bump(.accepted)
+        s.pointee.cells.bump(.activePairs)
         // The worker keeps `peers` while it has a routing listener: the client's address (or the
         // one a PROXY header gave) is there.
         let client = peers![p - pairs]
@@ -202,12 +203,12 @@ extension Worker {
         p.pointee.sourceKey = StableHash.sourceKey(client)
         guard admission.checksAddress else { return true }
         if !admission.settings.permits(client) {
-            shared.bump(.refused)
+            s.pointee.cells.bump(.refused)
             return execute(p, p.pointee.lifecycle.preambleRejected(because: .refused))
         }
         if admission.settings.maxConnsPerSource > 0 {
             guard admission.admitSource(p.pointee.sourceKey) else {
-                shared.bump(.refused)
+                s.pointee.cells.bump(.refused)
                 return execute(p, p.pointee.lifecycle.preambleRejected(because: .refused))
             }
             p.pointee.sourceCounted = true

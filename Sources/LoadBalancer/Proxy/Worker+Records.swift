@@ -6,8 +6,9 @@ extension Worker {
     mutating func recordClose(_ p: UnsafeMutablePointer<ConnectionPair>) {
         var reason = p.pointee.lifecycle.closeReason
         if reason == .none { reason = .drain }  // closed without a lifecycle decision: only shutdown does that
-        shared.countClose(reason)
-        shared.observeDuration(nanoseconds: now &- p.pointee.acceptedAt)
+        let cells = pairCells(p)
+        cells.countClose(reason)
+        cells.observeDuration(nanoseconds: now &- p.pointee.acceptedAt)
         guard let ring = shared.accessLog else { return }
         var record = AccessRecord()
         record.acceptedAt = p.pointee.acceptedAt
@@ -16,6 +17,7 @@ extension Worker {
         if let peers { record.client = peers[p - pairs] }
         if p.pointee.backend >= 0 { record.backend = service(p).pointee.pool.table.addresses[Int(p.pointee.backend)] }
         record.listener = p.pointee.listener
+        record.service = p.pointee.service
         let attempts = Int(p.pointee.lifecycle.attempts)
         record.retries = UInt8(clamping: max(attempts - 1, 0))
         record.reason = reason

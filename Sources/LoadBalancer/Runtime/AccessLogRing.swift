@@ -13,7 +13,7 @@ public struct AccessRecord: Sendable {
     public var backend = SocketAddress()
     /// Index into `LoadBalancer.listenAddresses`.
     public var listener: UInt16 = 0
-    /// The pair's service (its index; 0 while a pool is one service).
+    /// The pair's service: its index, a name in `LoadBalancer.serviceNamesByIndex`.
     public var service: UInt16 = 0
     public var retries: UInt8 = 0
     public var reason: CloseReason = .none

@@ -55,6 +55,7 @@ extension LoadBalancer {
         }
         // Sockets of removed addresses or services that another service still lists: kept, re-homed.
         var orphans: [RunningListener] = []
+        var added: [RunningService] = []
         do throws(SystemError) {
             // Bind first: if any address cannot be had, nothing has changed yet.
             for i in running.indices {
@@ -63,7 +64,6 @@ extension LoadBalancer {
                     running[i].listeners.append(try open(address, backlog: c.settings.backlog, service: running[i].service.index))
                 }
             }
-            var added: [RunningService] = []
             for sc in change.addedServices {
                 let pool = BackendPool(withoutLoops(sc.backends, service: sc.name), headroom: Self.headroom(for: sc, in: new), balancing: sc.settings.balancing)
                 let admission = Admission(sc.settings.admission, fdLimit: workerSettings.fdLimit, fdReserve: workerSettings.fdReserve)
@@ -138,6 +138,7 @@ extension LoadBalancer {
             st.configuration = change.result
             st.services = running
             st.serviceNames = serviceNames
+            st.everyService += added.map(\.service)
             st.nextListenerID = nextID
         }
         for (w, shared) in workers.enumerated() where !perWorker[w].isEmpty {

@@ -45,8 +45,8 @@ public struct MetricsSnapshot: Sendable {
     public var pairDuration: HistogramSnapshot
 }
 
-/// Where each extra per-worker cell lives in `WorkerShared.extra`: close reasons, connect failure
-/// causes, then the two histograms (buckets, then a sum in nanoseconds).
+/// Where each histogram and cause cell lives after a `ServiceCells` row's counters: close reasons,
+/// connect failure causes, then the two histograms (buckets, then a sum in nanoseconds).
 enum MetricLayout {
     static let closeBase = 0
     static let failureBase = closeBase + CloseReason.allCases.count
@@ -58,57 +58,99 @@ enum MetricLayout {
     static let total = durationBase + durationCells
 }
 
-extension WorkerShared {
+/// One worker's counters for one service: a row of cells written by that worker only. The first
+/// `WorkerCounter.allCases.count` cells are indexed by `WorkerCounter` (only the per-service ones are
+/// used), then `MetricLayout`'s. Each event is one plain relaxed load and store to a line only this
+/// worker writes, as for the process's own counters in `WorkerShared`.
+struct ServiceCells {
+    let base: UnsafeMutablePointer<Atomic<Int>>
+
+    static let extraBase = WorkerCounter.allCases.count
+    static let usedCells = extraBase + MetricLayout.total
+    /// Rows are padded to whole 128-byte blocks (the adjacent-line prefetch included), so two workers'
+    /// rows never share a line.
+    static let rowCells = (usedCells * MemoryLayout<Atomic<Int>>.stride + 127) / 128 * 128 / MemoryLayout<Atomic<Int>>.stride
+
     @inline(__always)
-    private func bumpExtra(_ index: Int, by n: Int = 1) {
-        let cell = extra + index
+    private func add(_ index: Int, _ n: Int) {
+        let cell = base + index
         cell.pointee.store(cell.pointee.load(ordering: .relaxed) &+ n, ordering: .relaxed)
     }
 
+    /// Single-writer increment of a per-service counter.
     @inline(__always)
-    func countClose(_ reason: CloseReason) { bumpExtra(MetricLayout.closeBase + Int(reason.rawValue)) }
+    func bump(_ counter: WorkerCounter, by n: Int = 1) { add(counter.rawValue, n) }
+
+    @inline(__always)
+    func countClose(_ reason: CloseReason) { add(Self.extraBase + MetricLayout.closeBase + Int(reason.rawValue), 1) }
 
     @inline(__always)
     func countConnectFailure(_ failure: ConnectFailure) {
-        bumpExtra(MetricLayout.failureBase + min(Int(failure.rawValue), MetricLayout.failureCount - 1))
+        add(Self.extraBase + MetricLayout.failureBase + min(Int(failure.rawValue), MetricLayout.failureCount - 1), 1)
     }
 
     @inline(__always)
     func observeConnect(nanoseconds: UInt64) {
-        bumpExtra(MetricLayout.connectBase + MetricBuckets.bucket(nanoseconds, MetricBuckets.connectNanos))
-        bumpExtra(MetricLayout.connectBase + MetricLayout.connectCells - 1, by: Int(truncatingIfNeeded: nanoseconds))
+        let base = Self.extraBase + MetricLayout.connectBase
+        add(base + MetricBuckets.bucket(nanoseconds, MetricBuckets.connectNanos), 1)
+        add(base + MetricLayout.connectCells - 1, Int(truncatingIfNeeded: nanoseconds))
     }
 
     @inline(__always)
     func observeDuration(nanoseconds: UInt64) {
-        bumpExtra(MetricLayout.durationBase + MetricBuckets.bucket(nanoseconds, MetricBuckets.durationNanos))
-        bumpExtra(MetricLayout.durationBase + MetricLayout.durationCells - 1, by: Int(truncatingIfNeeded: nanoseconds))
+        let base = Self.extraBase + MetricLayout.durationBase
+        add(base + MetricBuckets.bucket(nanoseconds, MetricBuckets.durationNanos), 1)
+        add(base + MetricLayout.durationCells - 1, Int(truncatingIfNeeded: nanoseconds))
     }
+}
 
-    func loadExtra(_ index: Int) -> Int { extra[index].load(ordering: .relaxed) }
+/// Cells on their own cache lines: zeroed, 128-byte aligned and padded.
+enum CounterCells {
+    static func allocate(_ count: Int) -> UnsafeMutablePointer<Atomic<Int>> {
+        let stride = MemoryLayout<Atomic<Int>>.stride
+        let bytes = max((count * stride + 127) / 128 * 128, 128)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128)
+        let cells = raw.bindMemory(to: Atomic<Int>.self, capacity: bytes / stride)
+        for i in 0..<(bytes / stride) { (cells + i).initialize(to: Atomic(0)) }
+        return cells
+    }
 }
 
 extension MetricsSnapshot {
-    /// Sums the workers' cells (relaxed loads: each is exact, the set is not one instant, as with any scrape).
-    static func sum(_ workers: [WorkerShared]) -> MetricsSnapshot {
-        var totals = [Int](repeating: 0, count: MetricLayout.total)
+    /// The counters of a `ServiceCells` row (or a sum of rows).
+    static func counters(row: [Int]) -> WorkerCounters {
         var counters = WorkerCounters()
-        for w in workers {
-            counters = counters + w.counters
-            for i in 0..<MetricLayout.total { totals[i] += w.loadExtra(i) }
-        }
+        for c in WorkerCounter.allCases { counters[c] = row[c.rawValue] }
+        return counters
+    }
+
+    /// A snapshot from a `ServiceCells` row, or a sum of rows.
+    init(row: [Int]) {
+        let extra = ServiceCells.extraBase
         var closes: [CloseReason: Int] = [:]
-        for r in CloseReason.allCases where r != .none { closes[r] = totals[MetricLayout.closeBase + Int(r.rawValue)] }
+        for r in CloseReason.allCases where r != .none { closes[r] = row[extra + MetricLayout.closeBase + Int(r.rawValue)] }
         var failures: [ConnectFailure: Int] = [:]
         for f in [ConnectFailure.refused, .reset, .timeout, .unreachable, .other, .local] {
-            failures[f] = totals[MetricLayout.failureBase + Int(f.rawValue)]
+            failures[f] = row[extra + MetricLayout.failureBase + Int(f.rawValue)]
         }
         func histogram(_ base: Int, _ cells: Int, _ bounds: [Double]) -> HistogramSnapshot {
-            HistogramSnapshot(bounds: bounds, counts: Array(totals[base..<(base + cells - 1)]), sum: Double(totals[base + cells - 1]) / 1e9)
+            let b = extra + base
+            return HistogramSnapshot(bounds: bounds, counts: Array(row[b..<(b + cells - 1)]), sum: Double(row[b + cells - 1]) / 1e9)
         }
-        return MetricsSnapshot(
-            counters: counters, closes: closes, connectFailures: failures,
+        self.init(
+            counters: Self.counters(row: row), closes: closes, connectFailures: failures,
             connectTime: histogram(MetricLayout.connectBase, MetricLayout.connectCells, MetricBuckets.connectSeconds),
             pairDuration: histogram(MetricLayout.durationBase, MetricLayout.durationCells, MetricBuckets.durationSeconds))
+    }
+
+    /// The process: each worker's own row (process counters, pairs of no service) plus every
+    /// service's rows (removed services included: their counts stay in the totals). Reads only cells;
+    /// takes no lock a worker waits on.
+    static func sum(_ workers: [WorkerShared], services: [Service]) -> MetricsSnapshot {
+        var row = [Int](repeating: 0, count: ServiceCells.usedCells)
+        for t in workers.map({ $0.rowTotals() }) + services.map({ $0.rowTotals() }) {
+            for i in row.indices { row[i] += t[i] }
+        }
+        return MetricsSnapshot(row: row)
     }
 }

@@ -1,8 +1,9 @@
 import Synchronization
 
-/// What a worker counts: the one list the snapshot, the sums and (later) `/metrics` all come from.
+/// What a worker counts: the one list the snapshot, the sums and `/metrics` all come from.
 /// `buffersInUse` and `pipesInUse` are gauges (pooled buffers and pipes holding bytes in flight right
-/// now); so is `queueLength`.
+/// now); so is `queueLength`. The per-service ones (`isPerService`) live in each service's
+/// `ServiceCells` rows; the rest in `WorkerShared`, for the process.
 public enum WorkerCounter: Int, CaseIterable, Sendable {
     case accepted, activePairs, closedPairs, badGateways, connectFailures, bytesUp, bytesDown
     case acceptPauses, probesStarted, probesFailed
@@ -27,6 +28,21 @@ public enum WorkerCounter: Int, CaseIterable, Sendable {
     case queued, queueTimeouts
     /// Pairs waiting right now.
     case queueLength
+
+    /// Kept per service (the pair, probe or listener that counts it belongs to one; a pair that a
+    /// listener routing by server name has not routed yet counts on no service, in the process's own
+    /// row); the others are the process's own: accept pauses, splice switches, preambles and server
+    /// names (refused before a service is known), pooled buffers and pipes, access-log drops.
+    public var isPerService: Bool {
+        switch self {
+        case .accepted, .activePairs, .closedPairs, .badGateways, .connectFailures, .bytesUp, .bytesDown,
+             .probesStarted, .probesFailed, .connectAttempts, .retries, .refused, .queued, .queueTimeouts, .queueLength:
+            true
+        case .acceptPauses, .spliceSwitches, .proxyUntrusted, .preambleRejected, .preambleTimeouts, .serverNameRefused,
+             .buffersInUse, .pipesInUse, .accessLogDropped:
+            false
+        }
+    }
 }
 
 /// A snapshot of counters (one worker's, or the sum over workers): `counters[.accepted]`.
@@ -103,12 +119,12 @@ final class WorkerShared: Sendable {
     private let queue = Mutex<[WorkerCommand]>([])
     let finished = Atomic<Bool>(false)
 
-    /// One cell per `WorkerCounter`, written by the worker thread only.
+    /// A `ServiceCells` row of the process's own, written by the worker thread only: the process-only
+    /// counters, and the pair counters of pairs no service has yet (`unrouted`). A pair of a service
+    /// is counted in that service's row instead.
     /// nonisolated(unsafe): the pointer never changes after init, and every access to what it points
     /// at is atomic.
     nonisolated(unsafe) private let cells: UnsafeMutablePointer<Atomic<Int>>
-    /// Close reasons, connect failure causes and histograms (`MetricLayout`), same rule as `cells`.
-    nonisolated(unsafe) let extra: UnsafeMutablePointer<Atomic<Int>>
     /// Closed pairs waiting for the access-log writer; nil while the access log is off.
     let accessLog: AccessLogRing?
 
@@ -124,26 +140,13 @@ final class WorkerShared: Sendable {
         self.index = index
         self.wakeFD = wakeFD
         self.ownsWakeFD = ownsWakeFD
-        cells = Self.allocateCells(WorkerCounter.allCases.count)
-        extra = Self.allocateCells(MetricLayout.total)
+        cells = CounterCells.allocate(ServiceCells.usedCells)
         accessLog = accessLogCapacity > 0 ? AccessLogRing(capacity: accessLogCapacity) : nil
     }
 
     deinit {
         if ownsWakeFD { Sys.close(wakeFD) }
         cells.deallocate()
-        extra.deallocate()
-    }
-
-    /// Zeroed cells on their own cache lines (128-byte aligned and padded, the adjacent-line prefetch
-    /// included): one worker's counters never share a line with another's, so counting stays a
-    /// plain store to a line only this worker writes.
-    private static func allocateCells(_ count: Int) -> UnsafeMutablePointer<Atomic<Int>> {
-        let bytes = (count * MemoryLayout<Atomic<Int>>.stride + 127) / 128 * 128
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128)
-        let cells = raw.bindMemory(to: Atomic<Int>.self, capacity: bytes / MemoryLayout<Atomic<Int>>.stride)
-        for i in 0..<(bytes / MemoryLayout<Atomic<Int>>.stride) { (cells + i).initialize(to: Atomic(0)) }
-        return cells
     }
 
     func send(_ command: WorkerCommand) {
@@ -164,9 +167,11 @@ final class WorkerShared: Sendable {
         }
     }
 
-    /// Single-writer increment: a plain load and store, no locked instruction.
+    /// Single-writer increment: a plain load and store, no locked instruction. Process counters only:
+    /// a per-service one goes to the pair's service (`WorkerService.cells`).
     @inline(__always)
     func bump(_ counter: WorkerCounter, by n: Int = 1) {
+        assert(!counter.isPerService, "\(counter) is counted per service")
         let cell = cells + counter.rawValue
         cell.pointee.store(cell.pointee.load(ordering: .relaxed) &+ n, ordering: .relaxed)
     }
@@ -178,9 +183,13 @@ final class WorkerShared: Sendable {
     @inline(__always)
     func set(_ counter: WorkerCounter, _ value: Int) { cells[counter.rawValue].store(value, ordering: .relaxed) }
 
-    var counters: WorkerCounters {
-        var snapshot = WorkerCounters()
-        for counter in WorkerCounter.allCases { snapshot[counter] = load(counter) }
-        return snapshot
-    }
+    /// Where a pair on a listener that routes by server name is counted until it is routed (and
+    /// for good, if it never is): no service's.
+    var unrouted: ServiceCells { ServiceCells(base: cells) }
+
+    /// This worker's own row (process counters, and pairs of no service), as `Service.rowTotals`.
+    func rowTotals() -> [Int] { (0..<ServiceCells.usedCells).map { cells[$0].load(ordering: .relaxed) } }
+
+    /// This worker's own counters: the process's, and those of pairs no service has.
+    var counters: WorkerCounters { MetricsSnapshot.counters(row: rowTotals()) }
 }

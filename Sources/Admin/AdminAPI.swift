@@ -138,7 +138,7 @@ public final class AdminAPI: Sendable {
 
     private func change(_ address: SocketAddress, in service: ServiceView, _ result: Result<Void, PoolError>, _ state: String) -> HTTPResponse {
         if case .failure(let error) = result { return .jsonError(404, error.description) }
-        balancer.log.backendChanged(address, state, serviceNamed("by the admin API", service.name))
+        balancer.log.backendChanged(address, state, serviceNamed("by the admin API", service.name), service: service.name)
         if state == "removed" {
             var w = JSONWriter()
             w.object { w in
@@ -198,7 +198,7 @@ public final class AdminAPI: Sendable {
         case .failure(.duplicate): return .jsonError(409, "backend \(address) is already in the pool")
         case .failure(let error): return .jsonError(503, error.description)
         case .success(let id):
-            balancer.log.backendChanged(address, "added", serviceNamed("by the admin API (weight \(weight))", service.name))
+            balancer.log.backendChanged(address, "added", serviceNamed("by the admin API (weight \(weight))", service.name), service: service.name)
             var w = JSONWriter()
             write(service.pool.info(id: id), service: service.name, to: &w, now: MonotonicClock.now())
             return HTTPResponse(status: 201, contentType: "application/json", body: w.bytes + [10])
@@ -242,15 +242,15 @@ public final class AdminAPI: Sendable {
     func events(since: Int, limit: Int = 200) -> [UInt8] {
         let list = balancer.log.backendEvents.filter { $0.sequence > since }.suffix(limit)
         let services = ServiceView.all(balancer)
-        // Events carry no service of their own: named when there is only one.
-        let service: String? = services.count == 1 ? services[0].name : nil
+        // An event from a caller that did not say its service is named when there is only one.
+        let only: String? = services.count == 1 ? services[0].name : nil
         var w = JSONWriter()
         w.array { w in
             for e in list {
                 w.object { w in
                     w.field("seq", e.sequence)
                     w.field("time", e.unixTime)
-                    w.field("service", service)
+                    w.field("service", e.service ?? only)
                     w.field("backend", e.address.description)
                     w.field("state", e.state)
                     w.field("cause", e.cause)

@@ -85,6 +85,10 @@ struct MetricsPage {
         }
         process("lb_access_log_dropped_total", .counter, "Access-log lines dropped because the writer could not keep up (traffic is never held back).", c[.accessLogDropped])
         process("lb_accept_pauses_total", .counter, "Times accepting paused: out of file descriptors or memory, or at --max-conns.", c[.acceptPauses])
+        process("lb_proxy_untrusted_total", .counter, "Clients reset at accept under --accept-proxy: their peer is not in --accept-proxy-from.", c[.proxyUntrusted])
+        process("lb_preamble_rejected_total", .counter, "Clients reset for a malformed, truncated or oversized PROXY header or TLS ClientHello.", c[.preambleRejected])
+        process("lb_preamble_timeouts_total", .counter, "Clients reset because their preamble did not arrive within --preamble-timeout.", c[.preambleTimeouts])
+        process("lb_server_name_refused_total", .counter, "TLS clients reset: no server name, or one no service on that address serves.", c[.serverNameRefused])
         process("lb_splice_switches_total", .counter, "Stream directions moved from copying to splice(2).", c[.spliceSwitches])
         process("lb_buffers_in_use", .gauge, "Pooled buffers holding bytes in flight.", c[.buffersInUse])
         process("lb_pipes_in_use", .gauge, "Pooled pipes holding bytes in flight.", c[.pipesInUse])

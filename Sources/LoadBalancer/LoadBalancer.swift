@@ -257,7 +257,8 @@ public final class LoadBalancer: Sendable {
         guard let (service, health, plain) = found else { return .failure(.unknown(address)) }
         let result = service.pool.markDown(address, rise: health.rise, fall: health.fall)
         if case .success(true) = result {
-            log.backendChanged(address, "down", plain ? "marked down by hand" : "marked down by hand, service \(service.name)")
+            log.backendChanged(address, "down", plain ? "marked down by hand" : "marked down by hand, service \(service.name)",
+                               service: service.name)
         }
         return result
     }

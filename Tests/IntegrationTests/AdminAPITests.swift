@@ -132,7 +132,8 @@ import Testing
                     let family = ["_bucket", "_sum", "_count"].reduce(name) { n, s in typed.contains(n) ? n : (n.hasSuffix(s) ? String(n.dropLast(s.count)) : n) }
                     #expect(typed.contains(family) && helped.contains(family), "no TYPE/HELP before \(line)")
                     let process = ["lb_access_log_dropped_total", "lb_accept_pauses_total", "lb_splice_switches_total", "lb_buffers_in_use",
-                                   "lb_pipes_in_use", "lb_draining", "lb_uptime_seconds"]
+                                   "lb_pipes_in_use", "lb_draining", "lb_uptime_seconds", "lb_proxy_untrusted_total", "lb_preamble_rejected_total",
+                                   "lb_preamble_timeouts_total", "lb_server_name_refused_total"]
                     #expect(line.contains(#"service="default""#) != process.contains(name), "\(line)")
                 }
             }

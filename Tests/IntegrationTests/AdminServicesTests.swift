@@ -126,6 +126,13 @@ import Testing
             #expect(lb.service(named: "api")?.pool.info(shared.address)?.admin == .draining)
             #expect(lb.service(named: "web")?.pool.info(shared.address)?.admin != .draining)
             #expect(lb.log.backendEvents.last.map { $0.state == "drain" && $0.cause == "by the admin API, service api" } == true)
+            // /api/events names each event's service, even with several.
+            let events = try #require(try adminCall(admin, "GET", "/api/events")?.json as? [[String: Any]])
+            #expect(events.last.map { $0["service"] as? String == "api" && $0["state"] as? String == "drain" } == true, "\(events)")
+            // The preamble refusals are process-wide series.
+            for name in ["lb_proxy_untrusted_total", "lb_preamble_rejected_total", "lb_preamble_timeouts_total", "lb_server_name_refused_total"] {
+                #expect(v(name) == 0, "\(name)")
+            }
             // An address in one service needs no ?service=.
             #expect(try adminCall(admin, "POST", "/api/backends/\(b.address)/disable")?.status == 200)
             #expect(lb.service(named: "api")?.pool.info(b.address)?.admin == .disabled)

@@ -262,6 +262,6 @@ extension Worker {
     func backendChanged(_ id: BackendID, _ s: UnsafeMutablePointer<WorkerService>, _ state: String, _ cause: String) {
         let address = s.pointee.pool.table.addresses[Int(id)]
         let plain = serviceCount == 1 && s.pointee.service.name == "default"
-        log.backendChanged(address, state, plain ? cause : "\(cause), service \(s.pointee.service.name)")
+        log.backendChanged(address, state, plain ? cause : "\(cause), service \(s.pointee.service.name)", service: s.pointee.service.name)
     }
 }

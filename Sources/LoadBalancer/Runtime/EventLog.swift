@@ -43,13 +43,15 @@ public final class EventLog: Sendable {
 
     /// A backend changed state (`up`, `down`, `drain`, `disabled`, `enabled`, `added`, `removed`):
     /// logged as `backend ADDR STATE: CAUSE` and kept as a structured event.
-    public func backendChanged(_ address: SocketAddress, _ state: String, _ cause: String) {
+    /// `service`: the backend's service, kept with the event (the line names it in `cause` when
+    /// there are several).
+    public func backendChanged(_ address: SocketAddress, _ state: String, _ cause: String, service: String? = nil) {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         let time = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
         events.withLock { e in
             if e.list.count >= Self.eventCapacity { e.list.removeFirst(e.list.count / 4) }
-            e.list.append(BackendEvent(sequence: e.next, unixTime: time, address: address, state: state, cause: cause))
+            e.list.append(BackendEvent(sequence: e.next, unixTime: time, address: address, state: state, cause: cause, service: service))
             e.next += 1
         }
         log("backend \(address) \(state): \(cause)")
@@ -85,4 +87,6 @@ public struct BackendEvent: Sendable, Equatable {
     public var address: SocketAddress
     public var state: String
     public var cause: String
+    /// The service the backend belongs to (nil: the caller did not say).
+    public var service: String? = nil
 }

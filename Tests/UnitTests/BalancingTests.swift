@@ -77,7 +77,10 @@ import Testing
         let pool = Self.pool([1, 1, 1], .leastConn)
         var b = Balancer(pool: pool, seed: 1)
         // Backend 0 holds 5 long connections.
-        for _ in 0..<5 { #expect(b.connectionStarted(0)) }
+        for _ in 0..<5 {
+            let started = b.connectionStarted(0)
+            #expect(started)
+        }
         var got: [Int] = []
         for _ in 0..<10 {
             let pick = Self.picks(&b, 1)[0]
@@ -199,7 +202,8 @@ import Testing
         let keys = (0..<2000).map { StableHash.mix(UInt64($0) &+ 99) }
         let before = Self.picks(&b, keys.count, key: { keys[$0] })
         for id in 0..<8 { Self.down(pool, id) }
-        #expect(b.isPanicking)
+        let panicking = b.isPanicking
+        #expect(panicking)
         #expect(Self.picks(&b, keys.count, key: { keys[$0] }) == before)
     }
 
@@ -317,7 +321,8 @@ import Testing
         let pool = Self.pool([1, 1], .roundRobin) { $0.backendMaxConns = 2 }
         var b = Balancer(pool: pool, seed: 1, panicThreshold: nil)
         #expect(b.connectionStarted(0) && b.connectionStarted(0))
-        #expect(!b.connectionStarted(0))  // a third would pass the limit: refused, not counted
+        let third = b.connectionStarted(0)
+        #expect(!third)  // a third would pass the limit: refused, not counted
         #expect(pool.info(id: 0).activeConnections == 2)
         #expect(Set(Self.picks(&b, 10)) == [1])
         #expect(b.connectionStarted(1) && b.connectionStarted(1))

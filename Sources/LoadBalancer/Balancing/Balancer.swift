@@ -23,7 +23,9 @@ enum PickResult: Equatable {
 /// - *connectionStarted/Ended*: the shared active counts least-conn and p2c read, and the per-backend
 ///   limit, kept exact across workers.
 /// Dispatch is a `switch` over a closed enum, so each algorithm's pick is specialised and inlined.
-struct Balancer {
+/// ~Copyable: a worker's balancer is borrowed in place in its service table; measured, a copyable one
+/// was copied (value witness, with retains) twice per new connection.
+struct Balancer: ~Copyable {
     let pool: BackendPool
     private var snapshot: BalancerSnapshot
     private(set) var seenVersion: UInt64

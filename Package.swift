@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "LoadGen", targets: ["LoadGen"]),
         .library(name: "OperatorHTTP", targets: ["OperatorHTTP"]),
         .library(name: "Admin", targets: ["Admin"]),
+        .library(name: "Simulation", targets: ["Simulation"]),
     ],
     targets: [
         .target(name: "CShim"),
@@ -23,11 +24,17 @@ let package = Package(
         .target(name: "Admin", dependencies: ["LoadBalancer", "OperatorHTTP"]),
         .target(name: "FakeBackends", dependencies: ["LoadBalancer", "OperatorHTTP", "CShim"]),
         .target(name: "LoadGen", dependencies: ["LoadBalancer", "OperatorHTTP", "CShim"]),
+        // Test support: the simulated kernel, network and peers the real worker runs against (docs/simulation.md).
+        // Optimised even in debug builds, without dynamic exclusivity checks (test support only, single
+        // threaded per world): `swift test` runs thousands of seeds of it.
+        .target(
+            name: "Simulation", dependencies: ["LoadBalancer", "CShim"],
+            swiftSettings: [.unsafeFlags(["-O", "-enforce-exclusivity=unchecked"])]),
         .executableTarget(name: "lb", dependencies: ["LoadBalancer", "Admin", "FakeBackends"]),
         .executableTarget(name: "fakebackends", dependencies: ["FakeBackends", "OperatorHTTP", "LoadBalancer"]),
         .executableTarget(name: "loadgen", dependencies: ["LoadGen", "LoadBalancer"]),
         .executableTarget(name: "pickbench", dependencies: ["LoadBalancer"]),
-        .testTarget(name: "UnitTests", dependencies: ["LoadBalancer", "OperatorHTTP", "Admin", "FakeBackends", "LoadGen", "CShim"]),
+        .testTarget(name: "UnitTests", dependencies: ["LoadBalancer", "OperatorHTTP", "Admin", "FakeBackends", "LoadGen", "CShim", "Simulation"]),
         .testTarget(name: "IntegrationTests", dependencies: ["LoadBalancer", "OperatorHTTP", "Admin", "FakeBackends", "LoadGen", "CShim"]),
     ],
     swiftLanguageModes: [.v6]

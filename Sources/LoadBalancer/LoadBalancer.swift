@@ -153,7 +153,7 @@ public final class LoadBalancer: Sendable {
             for w in 0..<workerCount {
                 let s = try WorkerShared(index: w, accessLogCapacity: configuration.accessLog?.bufferPerWorker ?? 0)
                 shared.append(s)
-                let worker = try Worker(shared: s, services: perWorker, log: log, settings: settings, listeners: sockets[w])
+                let worker = try Worker<LinuxKernel>(shared: s, services: perWorker, log: log, settings: settings, listeners: sockets[w])
                 boots.append(WorkerBoot(worker))
             }
         } catch {
@@ -347,9 +347,9 @@ public final class LoadBalancer: Sendable {
 /// Carries a worker to its thread.
 private final class WorkerBoot: @unchecked Sendable {
     // @unchecked: handed from the starting thread to the worker thread exactly once, via OSThread.spawn.
-    private var worker: Worker?
+    private var worker: Worker<LinuxKernel>?
 
-    init(_ worker: consuming Worker) { self.worker = consume worker }
+    init(_ worker: consuming Worker<LinuxKernel>) { self.worker = consume worker }
 
-    func take() -> Worker? { worker.take() }
+    func take() -> Worker<LinuxKernel>? { worker.take() }
 }

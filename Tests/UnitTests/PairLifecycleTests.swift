@@ -105,6 +105,28 @@ import Testing
         #expect(pair.timerFired(now: 40 * s, lastActivity: 5 * s, clientWaiting: false, settings: settings) == PairActions(.abort))
     }
 
+    /// Found by the simulation (seed 403): a FIN seen long after the last byte armed the timer at
+    /// now + min(fin, idle), which pushed the idle deadline back by the quiet time before the FIN.
+    @Test func aLateHalfCloseDoesNotPushTheIdleDeadlineBack() {
+        var c = Configuration()
+        c.idleTimeout = .seconds(10)
+        c.finTimeout = .seconds(30)
+        let settings = PairSettings(c)
+        var pair = PairLifecycle()
+        _ = pair.accepted(now: 0, settings: settings)
+        _ = pair.connected(now: 0, settings: settings)
+        // Last byte at 1 s, the FIN at 9 s: the idle deadline stays at 11 s.
+        #expect(pair.directionEnded(upstream: true, now: 9 * s, lastActivity: 1 * s, settings: settings) == PairActions(.armTimer, deadline: 11 * s))
+        #expect(pair.timerFired(now: 11 * s, lastActivity: 1 * s, clientWaiting: false, settings: settings) == PairActions(.abort))
+        // A short FIN timeout still wins when it comes first.
+        var d = c
+        d.finTimeout = .seconds(1)
+        var other = PairLifecycle()
+        _ = other.accepted(now: 0, settings: PairSettings(d))
+        _ = other.connected(now: 0, settings: PairSettings(d))
+        #expect(other.directionEnded(upstream: true, now: 9 * s, lastActivity: 1 * s, settings: PairSettings(d)) == PairActions(.armTimer, deadline: 10 * s))
+    }
+
     @Test func drainExpiryCutsLiveStreamsButNotAFinishedAnswer() {
         var forwarding = PairLifecycle()
         _ = forwarding.accepted(now: 0, settings: settings)

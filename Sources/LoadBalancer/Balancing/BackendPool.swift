@@ -244,6 +244,9 @@ public final class BackendPool: Sendable {
 
     public func address(of id: BackendID) -> SocketAddress { table.addresses[Int(id)] }
 
+    /// Pairs connected or connecting to `id` now, over all workers (one relaxed load; `info` has it too).
+    public func activeConnections(of id: BackendID) -> Int { table.activeConnections[Int(id)].load(ordering: .relaxed) }
+
     public func info(_ address: SocketAddress) -> BackendInfo? {
         id(of: address).map(info(id:))
     }

@@ -32,41 +32,45 @@ public struct EpollEventBuffer: @unchecked Sendable {
     }
 }
 
-/// One epoll instance and its ready-event array, allocated once. Owned by one thread.
-public struct Epoll: ~Copyable {
+/// One epoll instance on Linux (the farm, loadgen and the admin threads use it as it is).
+public typealias Epoll = KernelEpoll<LinuxKernel>
+
+/// One epoll instance and its ready-event array, allocated once. Owned by one thread. Generic over the
+/// kernel so a worker's epoll is the simulated one in the simulation (`Kernel`).
+public struct KernelEpoll<K: Kernel>: ~Copyable {
     public let fd: Int32
     public let events: EpollEventBuffer
     public let capacity: Int32
 
     public init(capacity: Int32 = 512) throws(SystemError) {
-        fd = try Sys.epollCreate()
+        fd = try K.epollCreate()
         self.capacity = min(capacity, 1024)
         events = EpollEventBuffer(base: .allocate(byteCount: Int(self.capacity) * Int(LB_EPOLL_EVENT_SIZE), alignment: 8))
     }
 
     deinit {
         events.base.deallocate()
-        Sys.close(fd)
+        K.close(fd)
     }
 
     @inline(__always)
     public func add(_ fd: Int32, events: UInt32, data: UInt64) throws(SystemError) {
-        try Sys.epollControl(self.fd, Int32(LB_EPOLL_CTL_ADD), fd, events: events, data: data)
+        try K.epollControl(self.fd, Int32(LB_EPOLL_CTL_ADD), fd, events: events, data: data)
     }
 
     @inline(__always)
     public func modify(_ fd: Int32, events: UInt32, data: UInt64) throws(SystemError) {
-        try Sys.epollControl(self.fd, Int32(LB_EPOLL_CTL_MOD), fd, events: events, data: data)
+        try K.epollControl(self.fd, Int32(LB_EPOLL_CTL_MOD), fd, events: events, data: data)
     }
 
     /// Removing is only needed for fds that stay open (a paused listener); close removes the rest.
     @inline(__always)
     public func remove(_ fd: Int32) {
-        _ = try? Sys.epollControl(self.fd, Int32(LB_EPOLL_CTL_DEL), fd, events: 0, data: 0)
+        _ = try? K.epollControl(self.fd, Int32(LB_EPOLL_CTL_DEL), fd, events: 0, data: 0)
     }
 
     @inline(__always)
     public func wait(timeoutMs: Int32) throws(SystemError) -> Int {
-        try Sys.epollWait(fd, events.base, capacity, timeoutMs: timeoutMs)
+        try K.epollWait(fd, events.base, capacity, timeoutMs: timeoutMs)
     }
 }

@@ -8,7 +8,7 @@ extension Worker {
         listenersRegistered = true
     }
 
-    static func register(_ listeners: [WorkerListener], with epoll: borrowing Epoll) throws(SystemError) {
+    static func register(_ listeners: [WorkerListener], with epoll: borrowing KernelEpoll<K>) throws(SystemError) {
         for (i, l) in listeners.enumerated() where l.fd >= 0 {
             // Level-triggered: a paused listener re-added later reports the backlog it kept.
             try epoll.add(l.fd, events: EpollEvents.input, data: EventTag.make(EventTag.listener, index: Int32(i), generation: 0))
@@ -44,7 +44,7 @@ extension Worker {
     /// Ends a pause: first the spare fd must be had again, else the pause goes on.
     mutating func resumeListeners() {
         if spareFD < 0 {
-            guard let fd = try? Sys.eventFD() else {
+            guard let fd = try? K.eventFD() else {
                 resumeListenersAt = now + 100_000_000
                 return
             }
@@ -103,7 +103,7 @@ extension Worker {
             // Removed first: closing does not end the registration while another process holds the
             // socket (a takeover), and the level-triggered listener would keep waking this loop.
             if listenersRegistered { epoll.remove(l.fd) }
-            Sys.close(l.fd)
+            K.close(l.fd)
         }
         listeners.removeAll()
         listenersRegistered = false
@@ -142,7 +142,7 @@ extension Worker {
             }
             let result: IOResult
             do {
-                result = wantsPeer ? try Sys.accept(lfd, peer: &peer) : try Sys.accept(lfd, peer: nil)
+                result = wantsPeer ? try K.accept(lfd, peer: &peer) : try K.accept(lfd, peer: nil)
             } catch {
                 if !routed { admission.release() }
                 switch error.errno {
@@ -200,7 +200,7 @@ extension Worker {
         do {
             try epoll.add(fd, events: Self.streamEvents, data: EventTag.make(EventTag.client, index: index, generation: p.pointee.generation))
         } catch {
-            Sys.close(fd)
+            K.close(fd)
             p.pointee.clientFD = -1
             if routeID == 0 {
                 let admission = services[Int(service)].admission
@@ -228,10 +228,11 @@ extension Worker {
         _ = execute(p, p.pointee.lifecycle.accepted(now: now, settings: s.pointee.settings.pair))
     }
 
-    static let acceptsPerEvent = 64
+    static var acceptsPerEvent: Int { 64 }
 
     /// Stream sockets are registered once, edge-triggered for both directions, and never modified:
     /// backpressure is "do not read", which costs no epoll_ctl.
-    static let streamEvents: UInt32 =
+    @inline(__always) static var streamEvents: UInt32 {
         EpollEvents.input | EpollEvents.priority | EpollEvents.output | EpollEvents.readHangup | EpollEvents.edgeTriggered
+    }
 }

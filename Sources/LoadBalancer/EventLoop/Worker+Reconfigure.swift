@@ -14,7 +14,7 @@ extension Worker {
         for id in change.closeListeners {
             guard let i = listeners.firstIndex(where: { $0.id == id && $0.fd >= 0 }) else { continue }
             if listenersRegistered { epoll.remove(listeners[i].fd) }
-            Sys.close(listeners[i].fd)
+            K.close(listeners[i].fd)
             listeners[i].fd = -1
         }
         for (index, deadline) in change.retired where index < serviceCount {
@@ -24,7 +24,7 @@ extension Worker {
         }
         for var l in change.openListeners {
             if draining {
-                Sys.close(l.fd)
+                K.close(l.fd)
                 continue
             }
             let slot = listeners.firstIndex(where: { $0.fd < 0 }) ?? listeners.count

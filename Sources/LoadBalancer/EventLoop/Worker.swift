@@ -9,11 +9,14 @@ import Glibc
 ///
 /// Everything here is owned by the worker thread; the only shared state it touches is the services'
 /// pools (atomics), the event log (rare), and `shared` (its command queue and counters).
-struct Worker: ~Copyable {
+///
+/// Generic over the kernel it calls (`Kernel`): lb runs `Worker<LinuxKernel>`, whose calls inline to
+/// the `Sys` wrappers; the simulation runs the same code against a simulated kernel.
+struct Worker<K: Kernel>: ~Copyable {
     let shared: WorkerShared
     let log: EventLog
     let settings: WorkerSettings
-    let epoll: Epoll
+    let epoll: KernelEpoll<K>
     let scratch: UnsafeMutableRawPointer
 
     /// Indexed by service index; slots are never reused (see `Service`).
@@ -56,7 +59,7 @@ struct Worker: ~Copyable {
 
     var timers: TimerWheel
     var buffers: BufferPool
-    var pipes: PipePool
+    var pipes: PipePool<K>
     var prober: Prober
 
     var now: UInt64
@@ -73,13 +76,13 @@ struct Worker: ~Copyable {
         self.settings = settings
         self.listeners = listeners
         for l in listeners { if let route = l.route { routes[l.id] = route } }
-        let epoll = try Epoll(capacity: 512)
+        let epoll = try KernelEpoll<K>(capacity: 512)
         try epoll.add(shared.wakeFD, events: EpollEvents.input, data: EventTag.make(EventTag.wakeup, index: 0, generation: 0))
         try Self.register(listeners, with: epoll)
         self.epoll = epoll
         listenersRegistered = true
         scratch = .allocate(byteCount: max(settings.bufferSize, 4096), alignment: 16)
-        now = MonotonicClock.now()
+        now = K.now()
         pairCapacity = 256
         pairs = .allocate(capacity: pairCapacity)
         pairs.initialize(repeating: ConnectionPair(), count: pairCapacity)
@@ -107,16 +110,16 @@ struct Worker: ~Copyable {
             pairs[i].nextFree = freeHead
             freeHead = Int32(i)
         }
-        spareFD = (try? Sys.eventFD()) ?? -1
+        spareFD = (try? K.eventFD()) ?? -1
     }
 
     /// A worker owns its listeners and spare fd from `init` on: one that never ran (a later worker or
     /// thread failed to start) closes them here; `run()` has closed them already otherwise.
     deinit {
-        for l in listeners where l.fd >= 0 { Sys.close(l.fd) }
+        for l in listeners where l.fd >= 0 { K.close(l.fd) }
         services.deinitialize(count: serviceCount)
         services.deallocate()
-        if spareFD >= 0 { Sys.close(spareFD) }
+        if spareFD >= 0 { K.close(spareFD) }
         pairs.deinitialize(count: pairCapacity)
         pairs.deallocate()
         peers?.deallocate()
@@ -127,7 +130,14 @@ struct Worker: ~Copyable {
     // MARK: the loop
 
     mutating func run() {
-        while running {
+        while running { iterate() }
+        finish()
+    }
+
+    /// One pass of the loop: wait, dispatch the batch, timers, queues, probes. (`WorkerDriver` calls it
+    /// one pass at a time so the simulation can look at the worker between passes.)
+    @inline(__always)
+    mutating func iterate() {
             // `now` is from just after the last wait: the batch since took microseconds, and a timer
             // woken a little late is still never early. One clock read per iteration, not two.
             let timeout = nextTimeout()
@@ -136,9 +146,10 @@ struct Worker: ~Copyable {
                 n = try epoll.wait(timeoutMs: timeout)
             } catch {
                 log.log("worker \(shared.index): \(error); stopping")
-                break
+                running = false
+                return
             }
-            now = MonotonicClock.now()
+            now = K.now()
             for i in 0..<n {
                 let event = epoll.events[i]
                 dispatch(tag: event.data, events: event.events)
@@ -153,7 +164,10 @@ struct Worker: ~Copyable {
                 resumeListeners()
             }
             if draining && (activePairs == 0 || now >= drainDeadline) { running = false }
-        }
+    }
+
+    /// After the last pass: close what is left and say so.
+    mutating func finish() {
         closeEverything()
         closeSpare()
         publishGauges()
@@ -207,7 +221,7 @@ struct Worker: ~Copyable {
         case EventTag.probe:
             handleProbeEvent(index: EventTag.index(tag), generation: EventTag.generation(tag), events: events)
         case EventTag.wakeup:
-            Sys.drainEventFD(shared.wakeFD)
+            K.drainEventFD(shared.wakeFD)
             for command in shared.takeCommands() { handle(command) }
         default:
             break
@@ -221,7 +235,7 @@ struct Worker: ~Copyable {
         case .exportListeners(let export):
             var copies: [(id: UInt32, fd: Int32)] = []
             for l in listeners where l.fd >= 0 && !draining {
-                if let fd = try? Sys.duplicate(l.fd) { copies.append((l.id, fd)) }
+                if let fd = try? K.duplicate(l.fd) { copies.append((l.id, fd)) }
             }
             export.deliver(worker: shared.index, copies)
         case .drain(let deadline):
@@ -255,7 +269,7 @@ struct Worker: ~Copyable {
     }
 
     private mutating func closeSpare() {
-        if spareFD >= 0 { Sys.close(spareFD) }
+        if spareFD >= 0 { K.close(spareFD) }
         spareFD = -1
     }
 

@@ -72,21 +72,21 @@ extension Worker {
         var fd = tcp ? takeReusableProbeSocket(v6: address.isIPv6) : -1
         if fd < 0 {
             do {
-                fd = try Sys.socket(family: address.family)
+                fd = try K.socket(family: address.family)
             } catch {
                 abandonProbe(slot)  // out of fds even in the reserve: not the backend's fault
                 return
             }
             // Close with a reset: thousands of probes a second must not fill TIME_WAIT.
-            _ = try? Sys.setLingerReset(fd)
+            _ = try? K.setLingerReset(fd)
         }
         s.pointee.fd = fd
         do {
-            var state = try Sys.connect(fd, to: address)
+            var state = try K.connect(fd, to: address)
             if state == .inProgress && tcp {
                 // On loopback the whole handshake (or the refusal) happens inside the first call: asking
                 // again settles most TCP probes without an epoll registration and a wake-up.
-                state = try Sys.connect(fd, to: address)
+                state = try K.connect(fd, to: address)
             }
             if state == .connected, tcp {
                 keepProbeSocket(slot, v6: address.isIPv6)
@@ -112,7 +112,7 @@ extension Worker {
     /// Gives up a probe that failed on our side: no health event, the walk tries again next round.
     private mutating func abandonProbe(_ slot: Int32) {
         let s = prober.slots + Int(slot)
-        if s.pointee.fd >= 0 { Sys.close(s.pointee.fd) }
+        if s.pointee.fd >= 0 { K.close(s.pointee.fd) }
         services[Int(s.pointee.service)].walk.probing[Int(s.pointee.backend)] = false
         prober.free(slot)
     }
@@ -128,7 +128,7 @@ extension Worker {
     private mutating func keepProbeSocket(_ slot: Int32, v6: Bool) {
         let s = prober.slots + Int(slot)
         let fd = s.pointee.fd
-        guard fd >= 0, (v6 ? prober.reusable.v6 : prober.reusable.v4) < 0, (try? Sys.disconnect(fd)) != nil else { return }
+        guard fd >= 0, (v6 ? prober.reusable.v6 : prober.reusable.v4) < 0, (try? K.disconnect(fd)) != nil else { return }
         if v6 { prober.reusable.v6 = fd } else { prober.reusable.v4 = fd }
         s.pointee.fd = -1  // finishProbe must not close it
     }
@@ -138,7 +138,7 @@ extension Worker {
         let s = prober.slots + Int(index)
         guard s.pointee.inUse, s.pointee.generation == generation else { return }
         if events & (EpollEvents.error | EpollEvents.hangup) != 0 && s.pointee.headLength == 0 && !s.pointee.requestSent {
-            let err = (try? Sys.socketError(s.pointee.fd)) ?? ECONNREFUSED
+            let err = (try? K.socketError(s.pointee.fd)) ?? ECONNREFUSED
             finishProbe(index, ok: false, failure: ConnectFailure(errno: err == 0 ? ECONNREFUSED : err))
             return
         }
@@ -170,10 +170,10 @@ extension Worker {
             do {
                 if have < 12 {
                     result = try withUnsafeMutableBytes(of: &s.pointee.head) { raw in
-                        try Sys.receive(s.pointee.fd, raw.baseAddress! + have, 12 - have)
+                        try K.receive(s.pointee.fd, raw.baseAddress! + have, 12 - have)
                     }
                 } else {
-                    result = try Sys.receive(s.pointee.fd, scratch, settings.bufferSize)  // the rest is dropped
+                    result = try K.receive(s.pointee.fd, scratch, settings.bufferSize)  // the rest is dropped
                 }
             } catch {
                 finishProbe(index, ok: false, failure: .reset)
@@ -206,7 +206,7 @@ extension Worker {
         let confirm = s.pointee.confirm
         // An HTTP probe that timed out after sending its request had connected: the answer is what failed.
         let answerMissing = timedOut && s.pointee.requestSent
-        if s.pointee.fd >= 0 { Sys.close(s.pointee.fd) }
+        if s.pointee.fd >= 0 { K.close(s.pointee.fd) }
         if !timedOut { prober.wheel.cancel(slot) }
         let svc = services + Int(s.pointee.service)
         svc.pointee.walk.probing[Int(id)] = false
@@ -232,12 +232,12 @@ extension Worker {
     }
 
     mutating func closeAllProbes() {
-        if prober.reusable.v4 >= 0 { Sys.close(prober.reusable.v4) }
-        if prober.reusable.v6 >= 0 { Sys.close(prober.reusable.v6) }
+        if prober.reusable.v4 >= 0 { K.close(prober.reusable.v4) }
+        if prober.reusable.v6 >= 0 { K.close(prober.reusable.v6) }
         prober.reusable = (-1, -1)
         for i in 0..<prober.capacity where prober.slots[i].inUse {
             let s = prober.slots + i
-            if s.pointee.fd >= 0 { Sys.close(s.pointee.fd) }
+            if s.pointee.fd >= 0 { K.close(s.pointee.fd) }
             prober.wheel.cancel(Int32(i))
             services[Int(s.pointee.service)].walk.probing[Int(s.pointee.backend)] = false
             prober.free(Int32(i))

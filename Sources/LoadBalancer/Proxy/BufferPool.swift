@@ -43,7 +43,7 @@ struct BufferPool: ~Copyable {
 
 /// Pipes for splice(2), per worker. A direction takes one only while it streams bulk and gives it back
 /// once drained, so idle pairs hold no pipe (each costs two fds and kernel pages).
-struct PipePool: ~Copyable {
+struct PipePool<K: Kernel>: ~Copyable {
     private var free: [(read: Int32, write: Int32)] = []
     private let keep: Int
     private(set) var outstanding = 0
@@ -54,13 +54,13 @@ struct PipePool: ~Copyable {
     }
 
     deinit {
-        for p in free { Sys.close(p.read); Sys.close(p.write) }
+        for p in free { K.close(p.read); K.close(p.write) }
     }
 
     /// A pipe, or nil when none can be made (fd exhaustion): the caller falls back to copying.
     mutating func take() -> (read: Int32, write: Int32)? {
         if let p = free.popLast() { outstanding += 1; return p }
-        guard let p = try? Sys.pipe() else { return nil }
+        guard let p = try? K.pipe() else { return nil }
         outstanding += 1
         return p
     }
@@ -71,8 +71,8 @@ struct PipePool: ~Copyable {
         if empty && free.count < keep {
             free.append(p)
         } else {
-            Sys.close(p.read)
-            Sys.close(p.write)
+            K.close(p.read)
+            K.close(p.write)
         }
     }
 }

@@ -190,8 +190,10 @@ public struct PairLifecycle: Equatable, Sendable {
     }
 
     /// One direction finished: its source sent EOF, every byte was delivered, and the destination
-    /// was shut for writing. `upstream` is client-to-backend.
-    public mutating func directionEnded(upstream: Bool, now: UInt64, settings: PairSettings) -> PairActions {
+    /// was shut for writing. `upstream` is client-to-backend. `lastActivity` is when bytes last moved
+    /// (default `now`): the timer is armed for the earlier of the idle and FIN deadlines, so an end
+    /// seen long after the last byte never pushes the idle deadline back.
+    public mutating func directionEnded(upstream: Bool, now: UInt64, lastActivity: UInt64? = nil, settings: PairSettings) -> PairActions {
         switch phase {
         case .lingering:
             // The client finished sending after our error response: close cleanly now.
@@ -208,7 +210,8 @@ public struct PairLifecycle: Equatable, Sendable {
                 return PairActions(.close)
             }
             if halfClosedAt == 0 { halfClosedAt = max(now, 1) }
-            return PairActions(.armTimer, deadline: now &+ min(settings.finTimeout, settings.idleTimeout))
+            let last = min(lastActivity ?? now, now)
+            return PairActions(.armTimer, deadline: min(last &+ settings.idleTimeout, now &+ settings.finTimeout))
         }
     }
 

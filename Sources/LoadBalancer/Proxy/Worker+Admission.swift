@@ -7,7 +7,7 @@ import Glibc
 /// accepted it); workers look for a freed place after every event batch and at least every
 /// `queuePollMs` while pairs wait.
 extension Worker {
-    static let queuePollMs: Int32 = 5
+    @inline(__always) static var queuePollMs: Int32 { 5 }
 
     /// Allow/deny and the per-source limit for a just-accepted client. False: refused with a reset
     /// (SO_LINGER 0, so the client sees ECONNRESET at once) and counted; the fd is closed.
@@ -27,15 +27,15 @@ extension Worker {
         // Counted before the close: whoever sees the reset sees the count.
         services[Int(service)].cells.bump(.refused)
         admission.release()
-        _ = try? Sys.setLingerReset(fd)
-        Sys.close(fd)
+        _ = try? K.setLingerReset(fd)
+        K.close(fd)
     }
 
     /// At a pair's close: its place in the service, and its source's count.
     mutating func releaseAdmission(_ p: UnsafeMutablePointer<ConnectionPair>) {
         let s = service(p)
         let admission = s.pointee.admission
-        admission.release()
+        if !K.plantedFaults.contains(.leakAdmission) { admission.release() }
         if p.pointee.sourceCounted {
             admission.releaseSource(p.pointee.sourceKey)
             p.pointee.sourceCounted = false

@@ -4,9 +4,10 @@ import Glibc
 /// worker's scratch buffer. Only a short write's leftover is kept (in a pooled buffer), and while a
 /// direction holds leftovers its source is not read: that is the backpressure, and it costs no syscall.
 extension Worker {
-    private static let readableEvents: UInt32 =
+    @inline(__always) private static var readableEvents: UInt32 {
         EpollEvents.input | EpollEvents.priority | EpollEvents.readHangup | EpollEvents.hangup | EpollEvents.error
-    private static let hangupEvents: UInt32 = EpollEvents.readHangup | EpollEvents.hangup
+    }
+    @inline(__always) private static var hangupEvents: UInt32 { EpollEvents.readHangup | EpollEvents.hangup }
 
     @inline(__always)
     private static func note(_ events: UInt32, on d: inout Direction) {
@@ -30,7 +31,7 @@ extension Worker {
             if fromBackend {
                 if events & (EpollEvents.error | EpollEvents.hangup) != 0 {
                     // Only the failure path asks why: EPOLLERR alone already says the connect failed.
-                    let err = (try? Sys.socketError(p.pointee.backendFD)) ?? ECONNREFUSED
+                    let err = (try? K.socketError(p.pointee.backendFD)) ?? ECONNREFUSED
                     let failure = ConnectFailure(errno: err == 0 ? ECONNREFUSED : err)
                     execute(p, p.pointee.lifecycle.connectFailed(failure, now: now, settings: pairSettings(p)))
                 } else if events & EpollEvents.output != 0 {
@@ -83,7 +84,7 @@ extension Worker {
     /// destination is full, or the stream ends. Returns false when the pair was closed.
     mutating func pump(_ p: UnsafeMutablePointer<ConnectionPair>, upstream: Bool) -> Bool {
         let d = direction(p, upstream: upstream)
-        if d.pointee.hasPending || d.pointee.sourceEOF { return true }
+        if (d.pointee.hasPending && !K.plantedFaults.contains(.readPastLeftover)) || d.pointee.sourceEOF { return true }
         let src = upstream ? p.pointee.clientFD : p.pointee.backendFD
         let dst = upstream ? p.pointee.backendFD : p.pointee.clientFD
         let size = services[Int(p.pointee.service)].settings.bufferSize
@@ -96,7 +97,7 @@ extension Worker {
             }
             let n: Int
             do {
-                switch try Sys.receive(src, scratch, size) {
+                switch try K.receive(src, scratch, size) {
                 case .wouldBlock:
                     d.pointee.readable = false
                     d.pointee.fullReads = 0
@@ -111,7 +112,7 @@ extension Worker {
             noteTraffic(p, upstream: upstream, bytes: n)
             let written: Int
             do {
-                switch try Sys.write(dst, scratch, n) {
+                switch try K.write(dst, scratch, n) {
                 case .wouldBlock: written = 0
                 case .done(let w): written = w
                 }
@@ -119,7 +120,7 @@ extension Worker {
                 return execute(p, p.pointee.lifecycle.failed(upstream ? .backend : .client))
             }
             if written < n {
-                keep(d, scratch + written, n - written)
+                if !K.plantedFaults.contains(.dropLeftover) { keep(d, scratch + written, n - written) }
                 return true
             }
             if n < size {
@@ -162,7 +163,7 @@ extension Worker {
         while true {
             let n: Int
             do {
-                switch try Sys.splice(from: src, to: d.pointee.pipeWrite, count: chunk) {
+                switch try K.splice(from: src, to: d.pointee.pipeWrite, count: chunk) {
                 case .wouldBlock:
                     d.pointee.readable = false
                     returnPipe(d)
@@ -189,7 +190,7 @@ extension Worker {
     private mutating func drainPipe(_ p: UnsafeMutablePointer<ConnectionPair>, _ d: UnsafeMutablePointer<Direction>, dst: Int32) -> Bool {
         while d.pointee.piped > 0 {
             do {
-                switch try Sys.splice(from: d.pointee.pipeRead, to: dst, count: Int(d.pointee.piped)) {
+                switch try K.splice(from: d.pointee.pipeRead, to: dst, count: Int(d.pointee.piped)) {
                 case .wouldBlock: return true
                 case .done(let w):
                     if w == 0 { return true }
@@ -240,7 +241,7 @@ extension Worker {
         if d.pointee.end > d.pointee.start, let buffer = d.pointee.buffer {
             let count = Int(d.pointee.end - d.pointee.start)
             do {
-                switch try Sys.write(dst, buffer + Int(d.pointee.start), count) {
+                switch try K.write(dst, buffer + Int(d.pointee.start), count) {
                 case .wouldBlock: return true
                 case .done(let w):
                     d.pointee.start += Int32(w)
@@ -287,8 +288,12 @@ extension Worker {
         if !otherEnded {
             // When the other direction has ended too the pair closes now: close says it all.
             let dst = upstream ? p.pointee.backendFD : p.pointee.clientFD
-            do { try Sys.shutdownWrite(dst) } catch { return execute(p, p.pointee.lifecycle.failed(upstream ? .backend : .client)) }
+            do { try K.shutdownWrite(dst) } catch { return execute(p, p.pointee.lifecycle.failed(upstream ? .backend : .client)) }
         }
-        return execute(p, p.pointee.lifecycle.directionEnded(upstream: upstream, now: now, settings: pairSettings(p)))
+        if K.plantedFaults.contains(.closeOnHalfClose) {
+            closePair(p, reset: false)
+            return false
+        }
+        return execute(p, p.pointee.lifecycle.directionEnded(upstream: upstream, now: now, lastActivity: p.pointee.lastActivity, settings: pairSettings(p)))
     }
 }

@@ -22,7 +22,7 @@ extension Worker {
         if flags.contains(.reportSilentBackend) { backendSilent(p.pointee.backend, of: p) }
         if flags.contains(.discardBackend) { detachBackend(p, reset: true) }
         if flags.contains(.abort) {
-            closePair(p, reset: true)
+            closePair(p, reset: !K.plantedFaults.contains(.swallowReset))
             return false
         }
         if flags.contains(.close) {
@@ -85,19 +85,20 @@ extension Worker {
         let address = s.pointee.pool.table.addresses[Int(id)]
         guard let fd = backendSocket(family: address.family) else {
             s.pointee.view.connectionEnded(id)
+            if K.plantedFaults.contains(.blameLocalFailure) { backendFailed(id, of: p, .refused) }
             // Our own failure (fd exhaustion even after the spare), not the backend's: do not mark it.
             return execute(p, p.pointee.lifecycle.noBackend(now: now, settings: pairSettings(p), reason: .limit))
         }
         // Accepted client sockets inherit both options from the listener; this side pays one call each.
-        _ = try? Sys.setNoDelay(fd)
-        _ = try? Sys.setUrgentInline(fd)
+        _ = try? K.setNoDelay(fd)
+        _ = try? K.setUrgentInline(fd)
         p.pointee.backendFD = fd
         p.pointee.backend = id
         s.pointee.cells.bump(.connectAttempts)
         let result: Sys.ConnectResult
         do {
             try bindSource(fd, family: address.family, service: s)
-            result = try Sys.connect(fd, to: address)
+            result = try K.connect(fd, to: address)
         } catch {
             return execute(p, p.pointee.lifecycle.connectFailed(ConnectFailure(errno: error.errno), now: now, settings: pairSettings(p)))
         }
@@ -119,28 +120,28 @@ extension Worker {
     private mutating func backendSocket(family: Int32) -> Int32? {
         let err: Int32
         do {
-            return try Sys.socket(family: family)
+            return try K.socket(family: family)
         } catch {
             guard error.errno == EMFILE || error.errno == ENFILE else { return nil }
             err = error.errno
         }
         pauseListeners(.error(err))
         guard spareFD >= 0 else { return nil }
-        Sys.close(spareFD)
+        K.close(spareFD)
         spareFD = -1
-        return try? Sys.socket(family: family)
+        return try? K.socket(family: family)
     }
 
     /// Closes the backend side of a pair (a failed attempt, or the pair's end).
     mutating func detachBackend(_ p: UnsafeMutablePointer<ConnectionPair>, reset: Bool) {
         let fd = p.pointee.backendFD
         guard fd >= 0 else { return }
-        if reset { _ = try? Sys.setLingerReset(fd) }
-        Sys.close(fd)
+        if reset { _ = try? K.setLingerReset(fd) }
+        K.close(fd)
         let id = Int(p.pointee.backend)
         let s = service(p)
         let pool = s.pointee.pool
-        s.pointee.view.connectionEnded(p.pointee.backend)
+        if !K.plantedFaults.contains(.leakBackendPlace) { s.pointee.view.connectionEnded(p.pointee.backend) }
         p.pointee.lastBackend = p.pointee.backend
         if p.pointee.bytesUp > 0 { pool.table.bytesToBackend[id].add(p.pointee.bytesUp, ordering: .relaxed) }
         if p.pointee.bytesDown > 0 { pool.table.bytesFromBackend[id].add(p.pointee.bytesDown, ordering: .relaxed) }
@@ -151,12 +152,13 @@ extension Worker {
     }
 
     mutating func closePair(_ p: UnsafeMutablePointer<ConnectionPair>, reset: Bool) {
-        timers.cancel(Int32(p - pairs))
+        let slot = Int32(p - pairs)
+        timers.cancel(K.plantedFaults.contains(.cancelWrongTimer) ? (slot + 1) % Int32(pairCapacity) : slot)
         recordClose(p)
         let up = p.pointee.bytesUp, down = p.pointee.bytesDown
         if p.pointee.clientFD >= 0 {
-            if reset { _ = try? Sys.setLingerReset(p.pointee.clientFD) }
-            Sys.close(p.pointee.clientFD)
+            if reset { _ = try? K.setLingerReset(p.pointee.clientFD) }
+            K.close(p.pointee.clientFD)
             p.pointee.clientFD = -1
         }
         detachBackend(p, reset: reset)
@@ -193,9 +195,9 @@ extension Worker {
     private mutating func endClient(_ p: UnsafeMutablePointer<ConnectionPair>, badGateway: Bool) -> Bool {
         let fd = p.pointee.clientFD
         let ok: Bool = !badGateway || BadGateway.response.withUnsafeBytes { raw in
-            (try? Sys.write(fd, raw.baseAddress!, raw.count)) == .done(raw.count)
+            (try? K.write(fd, raw.baseAddress!, raw.count)) == .done(raw.count)
         }
-        guard ok, (try? Sys.shutdownWrite(fd)) != nil else {
+        guard ok, (try? K.shutdownWrite(fd)) != nil else {
             return execute(p, p.pointee.lifecycle.failed(.client))
         }
         return discardClientInput(p)
@@ -207,7 +209,7 @@ extension Worker {
         while true {
             let result: IOResult
             do {
-                result = try Sys.receive(fd, scratch, service(p).pointee.settings.bufferSize)
+                result = try K.receive(fd, scratch, service(p).pointee.settings.bufferSize)
             } catch {
                 return execute(p, p.pointee.lifecycle.failed(.client))
             }

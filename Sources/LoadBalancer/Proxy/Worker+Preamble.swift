@@ -7,7 +7,7 @@ import Glibc
 /// buffer goes back to the pool as soon as they are delivered. Pairs that need no preamble never come
 /// here, and pay one compare at accept and one at the start of forwarding.
 extension Worker {
-    private static let preambleReadEvents: UInt32 = EpollEvents.input | EpollEvents.readHangup | EpollEvents.hangup | EpollEvents.error
+    @inline(__always) private static var preambleReadEvents: UInt32 { EpollEvents.input | EpollEvents.readHangup | EpollEvents.hangup | EpollEvents.error }
 
     /// At accept on `listener`: what this client's preamble must hold (0: nothing, the usual case).
     /// Returns nil when the client is refused: `--accept-proxy` and the peer is not trusted to send a
@@ -26,8 +26,8 @@ extension Worker {
         guard acceptProxy else { return sni }
         let trusted = listeners[listener].route?.trusted ?? services[Int(listeners[listener].service)].settings.preamble.trusted
         guard trusted.containsAddress(peer) else {
-            _ = try? Sys.setLingerReset(fd)
-            Sys.close(fd)
+            _ = try? K.setLingerReset(fd)
+            K.close(fd)
             shared.bump(.proxyUntrusted)
             return nil
         }
@@ -59,7 +59,7 @@ extension Worker {
             let room = size - Int(d.pointee.end)
             if room == 0 { break }
             do {
-                switch try Sys.receive(p.pointee.clientFD, buffer + Int(d.pointee.end), room) {
+                switch try K.receive(p.pointee.clientFD, buffer + Int(d.pointee.end), room) {
                 case .wouldBlock:
                     drained = true
                 case .done(0):
@@ -241,7 +241,7 @@ extension Worker {
             let client = peers![p - pairs]
             var local = locals?[p - pairs] ?? SocketAddress()
             if local.family == 0 {
-                guard let address = try? Sys.localAddress(of: p.pointee.clientFD) else {
+                guard let address = try? K.localAddress(of: p.pointee.clientFD) else {
                     return execute(p, p.pointee.lifecycle.failed(.client))
                 }
                 local = address
@@ -274,7 +274,7 @@ extension Worker {
         let room = settings.bufferSize - Int(d.pointee.end)
         let n: Int
         do {
-            switch try Sys.receive(p.pointee.clientFD, d.pointee.buffer! + Int(d.pointee.end), room) {
+            switch try K.receive(p.pointee.clientFD, d.pointee.buffer! + Int(d.pointee.end), room) {
             case .wouldBlock:
                 d.pointee.readable = false
                 return true
@@ -317,12 +317,12 @@ extension Worker {
             case .v2:
                 count = ProxyProtocol.encodeLocal(into: out)
             case .v1:
-                guard let local = try? Sys.localAddress(of: fd) else { return false }
+                guard let local = try? K.localAddress(of: fd) else { return false }
                 count = ProxyProtocol.encode(.v1, source: local, destination: backend, into: out)
             }
         }
         guard count + request.count <= settings.bufferSize else { return false }
         request.withUnsafeBytes { raw in (scratch + count).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
-        return (try? Sys.write(fd, scratch, count + request.count)) == .done(count + request.count)
+        return (try? K.write(fd, scratch, count + request.count)) == .done(count + request.count)
     }
 }

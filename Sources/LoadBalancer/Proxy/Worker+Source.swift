@@ -15,7 +15,7 @@ extension Worker {
         let at = s.pointee.sourceCursor % count
         let source = v6 ? s.pointee.settings.sourcesV6[at] : s.pointee.settings.sourcesV4[at]
         s.pointee.sourceCursor = at &+ 1
-        try Sys.setBindAddressNoPort(fd)
-        try Sys.bind(fd, to: source)
+        try K.setBindAddressNoPort(fd)
+        try K.bind(fd, to: source)
     }
 }

@@ -128,21 +128,35 @@ final class WorkerShared: Sendable {
     /// Closed pairs waiting for the access-log writer; nil while the access log is off.
     let accessLog: AccessLogRing?
 
-    init(index: Int, accessLogCapacity: Int = 0) throws(SystemError) {
+    /// Whether `deinit` closes `wakeFD`: not when a simulated kernel made it (its fd numbers are not
+    /// this process's).
+    private let ownsWakeFD: Bool
+
+    convenience init(index: Int, accessLogCapacity: Int = 0) throws(SystemError) {
+        self.init(index: index, wakeFD: try Sys.eventFD(), ownsWakeFD: true, accessLogCapacity: accessLogCapacity)
+    }
+
+    init(index: Int, wakeFD: Int32, ownsWakeFD: Bool, accessLogCapacity: Int = 0) {
         self.index = index
-        wakeFD = try Sys.eventFD()
+        self.wakeFD = wakeFD
+        self.ownsWakeFD = ownsWakeFD
         cells = CounterCells.allocate(ServiceCells.usedCells)
         accessLog = accessLogCapacity > 0 ? AccessLogRing(capacity: accessLogCapacity) : nil
     }
 
     deinit {
-        Sys.close(wakeFD)
+        if ownsWakeFD { Sys.close(wakeFD) }
         cells.deallocate()
     }
 
     func send(_ command: WorkerCommand) {
-        queue.withLock { $0.append(command) }
+        enqueue(command)
         Sys.signalEventFD(wakeFD)
+    }
+
+    /// Queues a command without waking the worker (the caller signals `wakeFD` through its kernel).
+    func enqueue(_ command: WorkerCommand) {
+        queue.withLock { $0.append(command) }
     }
 
     func takeCommands() -> [WorkerCommand] {

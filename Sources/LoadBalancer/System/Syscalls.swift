@@ -14,8 +14,10 @@ public enum IOResult: Equatable, Sendable {
 /// Typed throws keep the error path allocation-free (no existential box), which matters because
 /// resets and refusals are routine for a proxy.
 public enum Sys {
+    /// The retry loop every call shares, public so a simulated kernel runs the very same sorting of
+    /// outcomes: `body` returns -1 with `errno` set on failure, as a libc call does.
     @inline(__always)
-    static func retrying(_ op: StaticString, _ body: () -> Int) throws(SystemError) -> Int {
+    public static func retrying(_ op: StaticString, _ body: () -> Int) throws(SystemError) -> Int {
         while true {
             let rc = body()
             if rc >= 0 { return rc }
@@ -26,7 +28,7 @@ public enum Sys {
     }
 
     @inline(__always)
-    static func retryingIO(_ op: StaticString, _ body: () -> Int) throws(SystemError) -> IOResult {
+    public static func retryingIO(_ op: StaticString, _ body: () -> Int) throws(SystemError) -> IOResult {
         while true {
             let rc = body()
             if rc >= 0 { return .done(rc) }
@@ -85,8 +87,15 @@ public enum Sys {
     /// EALREADY `.inProgress`, a refusal throws).
     @inline(__always)
     public static func connect(_ fd: Int32, to address: SocketAddress) throws(SystemError) -> ConnectResult {
+        try connecting { address.withSockaddr { sa, len in Glibc.connect(fd, sa, len) } }
+    }
+
+    /// connect(2)'s outcomes sorted, for any `body` that returns -1 with `errno` set (the real call, or
+    /// a simulated kernel's).
+    @inline(__always)
+    public static func connecting(_ body: () -> Int32) throws(SystemError) -> ConnectResult {
         while true {
-            let rc = address.withSockaddr { sa, len in Glibc.connect(fd, sa, len) }
+            let rc = body()
             if rc == 0 { return .connected }
             let err = Glibc.errno
             if err == EINTR { continue }
@@ -161,8 +170,14 @@ public enum Sys {
 
     /// shutdown(SHUT_WR). ENOTCONN means the peer is already gone: nothing left to tell it.
     public static func shutdownWrite(_ fd: Int32) throws(SystemError) {
+        try shuttingDown { lb_shutdown_write(fd) }
+    }
+
+    /// shutdown(2)'s outcomes sorted, for any `body` that returns -1 with `errno` set.
+    @inline(__always)
+    public static func shuttingDown(_ body: () -> Int32) throws(SystemError) {
         while true {
-            if lb_shutdown_write(fd) == 0 { return }
+            if body() == 0 { return }
             let err = Glibc.errno
             if err == EINTR { continue }
             if err == ENOTCONN { return }
@@ -190,8 +205,14 @@ public enum Sys {
 
     @inline(__always)
     public static func epollWait(_ epfd: Int32, _ events: UnsafeMutableRawPointer, _ max: Int32, timeoutMs: Int32) throws(SystemError) -> Int {
+        try waiting { lb_epoll_wait(epfd, events, max, timeoutMs) }
+    }
+
+    /// epoll_wait(2)'s outcomes sorted, for any `body` that returns -1 with `errno` set.
+    @inline(__always)
+    public static func waiting(_ body: () -> Int32) throws(SystemError) -> Int {
         // EINTR here is not retried blindly: the caller recomputes its timeout, so return 0 events.
-        let rc = lb_epoll_wait(epfd, events, max, timeoutMs)
+        let rc = body()
         if rc >= 0 { return Int(rc) }
         let err = Glibc.errno
         if err == EINTR { return 0 }

@@ -32,7 +32,8 @@ func refuseSelfLoops(_ configuration: Configuration) {
     for service in configuration.effectiveServices where !service.backends.isEmpty {
         if SelfLoop.partition(service.backends, listen: allListen, local: Sys.interfaceAddresses()).kept.isEmpty {
             let listens = allListen.map(\.description).joined(separator: ", ")
-            let whose = configuration.effectiveServices.count == 1 ? "every --backend" : "every backend of service \(service.name)"
+            let whose = configuration.configFile.map { "\($0): every backend of service \(service.name)" }
+                ?? (configuration.effectiveServices.count == 1 ? "every --backend" : "every backend of service \(service.name)")
             fail("\(whose) is lb's own listen address (\(listens)): that would be a loop", code: 2)
         }
     }

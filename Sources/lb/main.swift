@@ -24,6 +24,21 @@ func failRunning(_ message: String, code: Int32) -> Never {
     exit(code)
 }
 
+/// A service whose every backend is one of lb's own listen addresses would be a loop; LoadBalancer.start
+/// leaves such backends out (and logs them), but one left with none is a wrong configuration: said
+/// before binding, by `--check` too.
+func refuseSelfLoops(_ configuration: Configuration) {
+    let allListen = configuration.effectiveServices.flatMap(\.listen)
+    for service in configuration.effectiveServices where !service.backends.isEmpty {
+        if SelfLoop.partition(service.backends, listen: allListen, local: Sys.interfaceAddresses()).kept.isEmpty {
+            let listens = allListen.map(\.description).joined(separator: ", ")
+            let whose = configuration.configFile.map { "\($0): every backend of service \(service.name)" }
+                ?? (configuration.effectiveServices.count == 1 ? "every --backend" : "every backend of service \(service.name)")
+            fail("\(whose) is lb's own listen address (\(listens)): that would be a loop", code: 2)
+        }
+    }
+}
+
 var configuration: Configuration
 var demo: DemoSettings?
 switch CommandLineParser.parse(arguments) {
@@ -36,9 +51,15 @@ case .success(.version):
     print(CommandLineParser.version)
     exit(0)
 case .success(.check(let c)):
+    // What the start would refuse before binding anything is refused here too.
+    refuseSelfLoops(c)
+    if let path = c.adminTokenFile {
+        do throws(AdminError) { _ = try AdminToken.load(from: path) } catch { fail(error.description, code: 2) }
+    }
     let services = c.effectiveServices
-    let what = "\(services.count) service\(services.count == 1 ? "" : "s") (\(services.map(\.name).joined(separator: ", "))), "
-        + "\(services.reduce(0) { $0 + $1.listen.count }) listen addresses, \(services.reduce(0) { $0 + $1.backends.count }) backends"
+    let what = Plural.count(services.count, "service") + " (\(services.map(\.name).joined(separator: ", "))), "
+        + Plural.count(services.reduce(0) { $0 + $1.listen.count }, "listen address", plural: "listen addresses") + ", "
+        + Plural.count(services.reduce(0) { $0 + $1.backends.count }, "backend")
     print("lb: \(c.configFile ?? "flags"): ok: " + what)
     exit(0)
 case .success(.run(let c, let d)):
@@ -60,17 +81,7 @@ if let demo {
     demoFarm = nil
 }
 
-// A backend that is lb's own listen address would be a loop; LoadBalancer.start leaves such backends
-// out (and logs them). When that leaves a service with none, the configuration is wrong: say so before
-// binding.
-let allListen = configuration.effectiveServices.flatMap(\.listen)
-for service in configuration.effectiveServices where !service.backends.isEmpty {
-    if SelfLoop.partition(service.backends, listen: allListen, local: Sys.interfaceAddresses()).kept.isEmpty {
-        let listens = allListen.map(\.description).joined(separator: ", ")
-        let whose = configuration.effectiveServices.count == 1 ? "every --backend" : "every backend of service \(service.name)"
-        fail("\(whose) is lb's own listen address (\(listens)): that would be a loop", code: 2)
-    }
-}
+refuseSelfLoops(configuration)
 
 // Read before anything starts: a bad token file stops lb before it takes any traffic.
 let adminToken: AdminToken?
@@ -83,6 +94,9 @@ do throws(AdminError) {
 // An upgrade: take the listening sockets of the lb serving at the takeover socket, if one does.
 var takeover: Takeover.Session?
 if let path = configuration.takeoverSocket {
+    // Connecting to a regular file is refused like a socket nobody serves; binding would then replace
+    // that file (a mistyped path to lb.json, say). Refuse before anything starts.
+    if Sys.namesNonSocket(path) { fail("--takeover-socket \(path): exists and is not a socket (not replacing it)", code: 1) }
     do {
         takeover = try Takeover.request(from: path)
     } catch {

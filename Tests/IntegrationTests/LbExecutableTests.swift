@@ -33,6 +33,38 @@ import Testing
         #expect(lb.stderr == expected)
     }
 
+    /// `--check` refuses what the start would refuse before binding (a loop, an unreadable token file),
+    /// and its summary counts in the singular for one.
+    @Test(arguments: [
+        (["--listen", "127.0.0.1:18999", "--backend", "127.0.0.1:18999"], 2,
+         "lb: every --backend is lb's own listen address (127.0.0.1:18999): that would be a loop\n"),
+        (["--admin", "127.0.0.1:0", "--admin-token-file", "/nonexistent/lb-token"], 2,
+         "lb: --admin-token-file /nonexistent/lb-token: open: No such file or directory\n"),
+        (["--config"], 2, "every backend of service a is lb's own listen address (127.0.0.1:18999): that would be a loop\n"),
+        (["--listen", "127.0.0.1:18999", "--backend", "127.0.0.1:18998"], 0,
+         "lb: flags: ok: 1 service (default), 1 listen address, 1 backend\n"),
+    ])
+    func checkRefusesWhatTheStartWould(arguments: [String], code: Int32, expected: String) throws {
+        if arguments.first == "--config" {
+            // A file's loop names the file and the service.
+            let file = "/tmp/lb-check-loop-\(getpid()).json"
+            let fd = open(file, O_CREAT | O_WRONLY | O_TRUNC, 0o600)
+            let text = #"{"services": [{"name": "a", "listen": ["127.0.0.1:18999"], "backends": ["127.0.0.1:18999"]}]}"#
+            #expect(write(fd, text, text.utf8.count) == text.utf8.count)
+            close(fd)
+            defer { unlink(file) }
+            let path = try #require(Self.binary, "the lb executable is not built next to the tests")
+            let lb = try Subprocess(path, ["--config", file, "--check"])
+            #expect(lb.waitForExit() == code)
+            #expect(lb.stderr == "lb: \(file): " + expected)
+            return
+        }
+        let path = try #require(Self.binary, "the lb executable is not built next to the tests")
+        let lb = try Subprocess(path, arguments + ["--check"], preamble: "exec 1>&2; ")  // the ok line is stdout's
+        #expect(lb.waitForExit() == code)
+        #expect(lb.stderr == expected)
+    }
+
     @Test func startsServesAndDrainsOnSigterm() throws {
         let backend = TestServer(handler: TestServer.http(port: 80))
         defer { backend.stop() }

@@ -80,6 +80,27 @@ import Testing
         #expect(try Takeover.request(from: path) == nil)
     }
 
+    /// A path naming a file that is not a socket (a mistyped `--takeover-socket lb.json`) is never
+    /// replaced: the server refuses with ENOTSOCK, and the file keeps its bytes.
+    @Test func aFileThatIsNotASocketIsNeverReplaced() throws {
+        let backend = TestServer(handler: TestServer.http(port: 9))
+        defer { backend.stop() }
+        let path = Self.socketPath()
+        let fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0o600)
+        #expect(fd >= 0)
+        #expect(write(fd, "{}", 2) == 2)
+        close(fd)
+        defer { unlink(path) }
+        #expect(Sys.namesNonSocket(path))
+        try withBalancer(backends: [backend.address]) { old, _ in
+            #expect(throws: SystemError(errno: ENOTSOCK, operation: "replace \(path)")) {
+                try TakeoverServer.start(path: path, balancer: old) {}
+            }
+        }
+        var st = stat()
+        #expect(lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && st.st_size == 2)
+    }
+
     @Test func aNewBalancerServesOnTheHandedOverSocketsAndTheOldOneKeepsServingIfItGivesUp() throws {
         let backend = TestServer(handler: TestServer.http(port: 9))
         defer { backend.stop() }

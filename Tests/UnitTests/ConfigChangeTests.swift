@@ -45,7 +45,7 @@ import Testing
         #expect(web.removedListeners.isEmpty)
         #expect(web.settingsChanged && web.settings.idleTimeout == .seconds(5))
         #expect(change.needsRestart.isEmpty)
-        #expect(change.summary == "+1 service (api), -1 service (db), web: +2 -1 backends +1 -0 listeners settings")
+        #expect(change.summary == "+1 service (api), -1 service (db), web: +2 -1 backends, +1 -0 listeners, settings")
     }
 
     @Test func keptServicesWithoutChangesAreNotListed() {

@@ -60,10 +60,15 @@ public struct ArgumentCursor {
         if let inline { throw ConfigError(flag: flag, value: inline, reason: "takes no value") }
     }
 
-    /// The current flag's value: its `=value`, or else the next argument.
+    /// The current flag's value: its `=value`, or else the next argument. A next argument that is itself
+    /// a flag (`--listen --check`) is not taken: the value was forgotten, and naming the flag as a bad
+    /// value would hide that (`--flag=--value` still passes such a value).
     public mutating func value(for flag: String) throws(ConfigError) -> String {
         if let inline { return inline }
         guard index < arguments.count else { throw ConfigError(flag: flag, value: nil, reason: "needs a value") }
+        if arguments[index].hasPrefix("--") {
+            throw ConfigError(flag: flag, value: nil, reason: "needs a value (\(arguments[index]) is the next flag)")
+        }
         index += 1
         return arguments[index - 1]
     }

@@ -153,7 +153,7 @@ public struct ConfigChange: Sendable, Equatable {
             }
             if !c.reweighted.isEmpty { items.append("\(c.reweighted.count) reweighted") }
             if c.settingsChanged { items.append("settings") }
-            parts.append("\(c.name): " + items.joined(separator: " "))
+            parts.append("\(c.name): " + items.joined(separator: ", "))
         }
         parts += globalChanges
         if !needsRestart.isEmpty { parts.append("needs a restart: " + needsRestart.joined(separator: "; ")) }

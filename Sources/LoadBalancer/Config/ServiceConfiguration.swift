@@ -146,7 +146,8 @@ extension Configuration {
                 }
                 if let other = collision {
                     if case .flags = origin {
-                        throw ConfigError(flag: "--listen", value: a.description, reason: "listed twice")
+                        let reason = other.address == a ? "listed twice" : "overlaps --listen \(other.address)"
+                        throw ConfigError(flag: "--listen", value: a.description, reason: reason)
                     }
                     let whose = other.service == s ? "this service" : "service '\(services[other.service].name)'"
                     let what = other.address == a ? "already used by" : "overlaps \(other.address) of"

@@ -107,11 +107,13 @@ public final class TakeoverServer: Sendable {
     private let stopped = Atomic<Bool>(false)
 
     /// Binds `path` (atomically replacing what is there: the previous process's socket, or a stale
-    /// file) and starts serving. `onHandedOver` runs once the new process is ready, on the server's
-    /// thread: `lb` drains then.
+    /// one) and starts serving. `onHandedOver` runs once the new process is ready, on the server's
+    /// thread: `lb` drains then. Throws `ENOTSOCK` when `path` names something that is not a socket
+    /// (a mistyped path to a config file, say): that is never replaced.
     public static func start(
         path: String, balancer: LoadBalancer, onHandedOver: @escaping @Sendable () -> Void
     ) throws(SystemError) -> TakeoverServer {
+        if Sys.namesNonSocket(path) { throw SystemError(errno: ENOTSOCK, operation: "replace \(path)") }
         // Bound under a temporary name, then renamed over `path`: at no moment does `path` name nothing
         // or something not yet listening.
         let temporary = path + ".\(getpid()).tmp"

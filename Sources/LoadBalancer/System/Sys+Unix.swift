@@ -95,6 +95,13 @@ extension Sys {
         return stat(path, &st) == 0 ? UInt64(st.st_ino) : nil
     }
 
+    /// Whether `path` names something that is not a socket (a regular file, a directory); false when it
+    /// names nothing or a socket. The symbolic link itself is looked at, not what it points to.
+    public static func namesNonSocket(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFSOCK
+    }
+
     /// Shuts a socket both ways (a blocked accept or receive on it returns).
     public static func shutdownBoth(_ fd: Int32) {
         _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))

@@ -145,6 +145,7 @@ extension Worker {
     /// The client a PROXY header named (or the proxy's own connection, for LOCAL and UNKNOWN) is the
     /// client from here on: the balancing key, `--allow`/`--deny` and `--max-conns-per-source` use its
     /// address, as they would a direct client's. A refused one is reset and counted, like at accept.
+    /// Also the check a pair routed by server name passes, against its new service's rules.
     private mutating func admitProxiedClient(_ p: UnsafeMutablePointer<ConnectionPair>) -> Bool {
         let s = service(p)
         let admission = s.pointee.admission
@@ -197,23 +198,8 @@ extension Worker {
         s.pointee.cells.bump(.accepted)
         s.pointee.cells.bump(.activePairs)
         // The worker keeps `peers` while it has a routing listener: the client's address (or the
-        // one a PROXY header gave) is there.
-        let client = peers![p - pairs]
-        guard s.pointee.pool.balancing.algorithm.hashesSource || admission.checksAddress else { return true }
-        p.pointee.sourceKey = StableHash.sourceKey(client)
-        guard admission.checksAddress else { return true }
-        if !admission.settings.permits(client) {
-            s.pointee.cells.bump(.refused)
-            return execute(p, p.pointee.lifecycle.preambleRejected(because: .refused))
-        }
-        if admission.settings.maxConnsPerSource > 0 {
-            guard admission.admitSource(p.pointee.sourceKey) else {
-                s.pointee.cells.bump(.refused)
-                return execute(p, p.pointee.lifecycle.preambleRejected(because: .refused))
-            }
-            p.pointee.sourceCounted = true
-        }
-        return true
+        // one a PROXY header gave) is there, and the routed service's rules judge it.
+        return admitProxiedClient(p)
     }
 
     private mutating func refuseServerName(_ p: UnsafeMutablePointer<ConnectionPair>) -> Bool {

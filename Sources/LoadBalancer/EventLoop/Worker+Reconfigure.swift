@@ -62,10 +62,7 @@ extension Worker {
         listeners[i].service = role.service
         listeners[i].route = role.route
         routes[role.id] = role.route
-        if role.route != nil && peers == nil {
-            peers = .allocate(capacity: pairCapacity)
-            peers!.initialize(repeating: SocketAddress(), count: pairCapacity)
-        }
+        if role.route != nil && peers == nil { peers = Self.addressTable(pairCapacity) }
         let watched = listeners[i].watched(in: services)
         guard listenersRegistered, watched != wasWatched else { return }
         if watched {
@@ -96,14 +93,8 @@ extension Worker {
     /// A service added or changed by a reload may be the first to need the client's address (or the
     /// local one a PROXY header names): the tables are made then, for every slot.
     private mutating func keepAddresses(for runSettings: ServiceRunSettings) {
-        if runSettings.preamble.needsPeers && peers == nil {
-            peers = .allocate(capacity: pairCapacity)
-            peers!.initialize(repeating: SocketAddress(), count: pairCapacity)
-        }
-        if runSettings.preamble.needsLocals && locals == nil {
-            locals = .allocate(capacity: pairCapacity)
-            locals!.initialize(repeating: SocketAddress(), count: pairCapacity)
-        }
+        if runSettings.preamble.needsPeers && peers == nil { peers = Self.addressTable(pairCapacity) }
+        if runSettings.preamble.needsLocals && locals == nil { locals = Self.addressTable(pairCapacity) }
     }
 
     private mutating func noteRetireDeadline(_ deadline: UInt64) {

@@ -88,12 +88,10 @@ struct Worker<K: Kernel>: ~Copyable {
         pairs.initialize(repeating: ConnectionPair(), count: pairCapacity)
         // A listener routing by server name checks the client's address once the pair is routed.
         if shared.accessLog != nil || services.contains(where: { $0.1.preamble.needsPeers }) || listeners.contains(where: { $0.route != nil }) {
-            peers = .allocate(capacity: pairCapacity)
-            peers!.initialize(repeating: SocketAddress(), count: pairCapacity)
+            peers = Self.addressTable(pairCapacity)
         }
         if services.contains(where: { $0.1.preamble.needsLocals }) {
-            locals = .allocate(capacity: pairCapacity)
-            locals!.initialize(repeating: SocketAddress(), count: pairCapacity)
+            locals = Self.addressTable(pairCapacity)
         }
         timers = TimerWheel(capacity: pairCapacity, now: now)
         buffers = BufferPool(size: settings.bufferSize)
@@ -315,6 +313,22 @@ struct Worker<K: Kernel>: ~Copyable {
         freeHead = Int32(p - pairs)
     }
 
+    /// A per-slot address table (`peers`, `locals`), every slot empty.
+    static func addressTable(_ count: Int) -> UnsafeMutablePointer<SocketAddress> {
+        let table = UnsafeMutablePointer<SocketAddress>.allocate(capacity: count)
+        table.initialize(repeating: SocketAddress(), count: count)
+        return table
+    }
+
+    /// `old` moved into a table of `newCount` slots (the new ones empty); `old` is freed.
+    private static func grow(_ old: UnsafeMutablePointer<SocketAddress>, from count: Int, to newCount: Int) -> UnsafeMutablePointer<SocketAddress> {
+        let grown = UnsafeMutablePointer<SocketAddress>.allocate(capacity: newCount)
+        grown.moveInitialize(from: old, count: count)
+        (grown + count).initialize(repeating: SocketAddress(), count: newCount - count)
+        old.deallocate()
+        return grown
+    }
+
     /// Doubles the table. Only called from accept, when no pair pointer is held.
     private mutating func growPairs() {
         let newCapacity = pairCapacity * 2
@@ -323,20 +337,8 @@ struct Worker<K: Kernel>: ~Copyable {
         (grown + pairCapacity).initialize(repeating: ConnectionPair(), count: newCapacity - pairCapacity)
         pairs.deallocate()
         pairs = grown
-        if let old = peers {
-            let grownPeers = UnsafeMutablePointer<SocketAddress>.allocate(capacity: newCapacity)
-            grownPeers.moveInitialize(from: old, count: pairCapacity)
-            (grownPeers + pairCapacity).initialize(repeating: SocketAddress(), count: newCapacity - pairCapacity)
-            old.deallocate()
-            peers = grownPeers
-        }
-        if let old = locals {
-            let grownLocals = UnsafeMutablePointer<SocketAddress>.allocate(capacity: newCapacity)
-            grownLocals.moveInitialize(from: old, count: pairCapacity)
-            (grownLocals + pairCapacity).initialize(repeating: SocketAddress(), count: newCapacity - pairCapacity)
-            old.deallocate()
-            locals = grownLocals
-        }
+        if let old = peers { peers = Self.grow(old, from: pairCapacity, to: newCapacity) }
+        if let old = locals { locals = Self.grow(old, from: pairCapacity, to: newCapacity) }
         for i in stride(from: newCapacity - 1, through: pairCapacity, by: -1) {
             pairs[i].nextFree = freeHead
             freeHead = Int32(i)

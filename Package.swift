@@ -34,8 +34,10 @@ let package = Package(
         .executableTarget(name: "fakebackends", dependencies: ["FakeBackends", "OperatorHTTP", "LoadBalancer"]),
         .executableTarget(name: "loadgen", dependencies: ["LoadGen", "LoadBalancer"]),
         .executableTarget(name: "pickbench", dependencies: ["LoadBalancer"]),
-        .testTarget(name: "UnitTests", dependencies: ["LoadBalancer", "OperatorHTTP", "Admin", "FakeBackends", "LoadGen", "CShim", "Simulation"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["LoadBalancer", "OperatorHTTP", "Admin", "FakeBackends", "LoadGen", "CShim"]),
+        // Real TLS ClientHellos made by ci/make-clienthello-vectors.py, shared by both test targets.
+        .target(name: "TestVectors", path: "Tests/TestVectors"),
+        .testTarget(name: "UnitTests", dependencies: ["LoadBalancer", "OperatorHTTP", "Admin", "FakeBackends", "LoadGen", "CShim", "Simulation", "TestVectors"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["LoadBalancer", "OperatorHTTP", "Admin", "FakeBackends", "LoadGen", "CShim", "TestVectors"]),
     ],
     swiftLanguageModes: [.v6]
 )

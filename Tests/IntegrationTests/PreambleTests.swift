@@ -2,6 +2,7 @@ import CShim
 import Glibc
 import LoadBalancer
 import Synchronization
+import TestVectors
 import Testing
 
 /// The PROXY protocol over real loopback sockets: the exact bytes a backend receives, headers accepted

@@ -1,6 +1,7 @@
 import CShim
 import Glibc
 import LoadBalancer
+import TestVectors
 import Testing
 
 /// Several services on one listen address, told apart by the TLS server name, over real sockets with

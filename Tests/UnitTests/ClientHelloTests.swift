@@ -1,4 +1,5 @@
 import LoadBalancer
+import TestVectors
 import Testing
 
 /// SNI extraction from real ClientHellos (ClientHelloVectors.swift, made by OpenSSL) and from

@@ -1,4 +1,5 @@
 import LoadBalancer
+import TestVectors
 import Testing
 
 /// A bounded random-input loop over both preamble parsers: mutations of valid inputs (headers and the
